@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"skypanel/controlplane/internal/store"
+	"skypanel/shared/gen/go/skypanel/activity/v1/activityv1connect"
+	"skypanel/shared/gen/go/skypanel/admin/v1/adminv1connect"
+	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
+	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
+	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
+)
+
+// Access is the kind of caller an RPC admits.
+type Access int
+
+// Access kinds.
+const (
+	// Public RPCs need no credentials (sign-up, log-in, links from emails).
+	Public Access = iota + 1
+	// SignedIn RPCs need any authenticated caller; they act on the caller's own account.
+	SignedIn
+	// OrgRole RPCs name an organization in the request's organization_id field and need at
+	// least Rule.Role in it.
+	OrgRole
+	// PlatformAdmin RPCs need a platform admin's session.
+	PlatformAdmin
+)
+
+// Rule is what one RPC requires.
+type Rule struct {
+	Access Access
+	// Role is the lowest organization role admitted, for OrgRole rules.
+	Role store.Role
+	// SessionOnly refuses API tokens: things a script should never do on a person's behalf
+	// (change a password, make more tokens, leave an organization).
+	SessionOnly bool
+}
+
+var (
+	public      = Rule{Access: Public}
+	signedIn    = Rule{Access: SignedIn, SessionOnly: true}
+	anyCaller   = Rule{Access: SignedIn}
+	platform    = Rule{Access: PlatformAdmin, SessionOnly: true}
+	orgViewer   = Rule{Access: OrgRole, Role: store.RoleViewer}
+	orgAdmin    = Rule{Access: OrgRole, Role: store.RoleAdmin}
+	orgOwner    = Rule{Access: OrgRole, Role: store.RoleOwner, SessionOnly: true}
+	sessionOnly = func(r Rule) Rule { r.SessionOnly = true; return r }
+)
+
+// rules is the authorization table: every RPC the control plane serves, and what it needs.
+// An RPC missing here is refused at run time, and fails the authorization test that walks
+// every RPC of the schema.
+var rules = map[string]Rule{
+	authv1connect.AuthServiceSignUpProcedure:               public,
+	authv1connect.AuthServiceLogInProcedure:                public,
+	authv1connect.AuthServiceRefreshProcedure:              public,
+	authv1connect.AuthServiceRequestPasswordResetProcedure: public,
+	authv1connect.AuthServiceResetPasswordProcedure:        public,
+	authv1connect.AuthServiceLogOutProcedure:               signedIn,
+	authv1connect.AuthServiceWhoAmIProcedure:               anyCaller,
+	authv1connect.AuthServiceChangePasswordProcedure:       signedIn,
+
+	organizationv1connect.OrganizationServiceCreateOrganizationProcedure: signedIn,
+	organizationv1connect.OrganizationServiceListOrganizationsProcedure:  signedIn,
+	organizationv1connect.OrganizationServiceGetOrganizationProcedure:    orgViewer,
+	organizationv1connect.OrganizationServiceListMembersProcedure:        orgViewer,
+	organizationv1connect.OrganizationServiceLeaveOrganizationProcedure:  sessionOnly(orgViewer),
+	organizationv1connect.OrganizationServiceRenameOrganizationProcedure: orgAdmin,
+	organizationv1connect.OrganizationServiceChangeMemberRoleProcedure:   orgAdmin,
+	organizationv1connect.OrganizationServiceRemoveMemberProcedure:       orgAdmin,
+	organizationv1connect.OrganizationServiceDeleteOrganizationProcedure: orgOwner,
+	organizationv1connect.OrganizationServiceTransferOwnershipProcedure:  orgOwner,
+
+	organizationv1connect.InvitationServiceGetInvitationProcedure:     public,
+	organizationv1connect.InvitationServiceDeclineInvitationProcedure: public,
+	organizationv1connect.InvitationServiceAcceptInvitationProcedure:  signedIn,
+	organizationv1connect.InvitationServiceListInvitationsProcedure:   orgViewer,
+	organizationv1connect.InvitationServiceCreateInvitationProcedure:  orgAdmin,
+	organizationv1connect.InvitationServiceRevokeInvitationProcedure:  orgAdmin,
+
+	apitokenv1connect.APITokenServiceListAPITokensProcedure:  orgAdmin,
+	apitokenv1connect.APITokenServiceRevokeAPITokenProcedure: orgAdmin,
+	apitokenv1connect.APITokenServiceCreateAPITokenProcedure: sessionOnly(orgAdmin),
+
+	activityv1connect.ActivityServiceListActivityProcedure:   orgViewer,
+	activityv1connect.ActivityServiceStreamActivityProcedure: orgViewer,
+
+	adminv1connect.AdminServiceListUsersProcedure:         platform,
+	adminv1connect.AdminServiceListOrganizationsProcedure: platform,
+	adminv1connect.AdminServiceSetUserDisabledProcedure:   platform,
+	adminv1connect.AdminServiceSetPlatformAdminProcedure:  platform,
+	adminv1connect.AdminServiceListActivityProcedure:      platform,
+}
+
+// RuleFor returns the rule for a procedure ("/package.Service/Method").
+func RuleFor(procedure string) (Rule, bool) {
+	r, ok := rules[procedure]
+	return r, ok
+}

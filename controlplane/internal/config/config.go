@@ -1,0 +1,158 @@
+// Package config turns flags and SKYPANEL_* environment variables into the control plane's
+// Config. Every setting has a flag; its environment variable is the flag's name in upper case
+// with dashes as underscores and a SKYPANEL_ prefix (--database-url is SKYPANEL_DATABASE_URL).
+// A flag given on the command line wins over the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"skypanel/controlplane/internal/mail"
+)
+
+// Config is everything the control plane's server needs to start.
+type Config struct {
+	// Listen is the public listener's address (dashboard, API). Default 127.0.0.1:8080.
+	Listen string
+	// DatabaseURL is the Postgres connection URL. Required.
+	DatabaseURL string
+	// PublicURL is the address users reach the dashboard at, used in emailed links.
+	// Default http:// + Listen.
+	PublicURL string
+	// TrustProxyHeaders takes the client address from X-Forwarded-For. Only behind a proxy.
+	TrustProxyHeaders bool
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// AccessTokenTTL is an access token's lifetime. Default 15m.
+	AccessTokenTTL time.Duration
+	// SessionTTL is how long a session (and its refresh tokens) lasts without a new sign-in.
+	// Default 720h (30 days).
+	SessionTTL time.Duration
+	// InvitationTTL is how long an invitation link works. Default 168h (7 days).
+	InvitationTTL time.Duration
+	// ShutdownTimeout is how long in-flight requests get to finish on shutdown. Default 15s.
+	ShutdownTimeout time.Duration
+	// LoginFailuresPerAccount and LoginFailuresPerAddress are how many failed log-ins are
+	// allowed within LoginFailureWindow before further attempts are refused.
+	// Defaults 5 and 50 per 15m.
+	LoginFailuresPerAccount int
+	LoginFailuresPerAddress int
+	LoginFailureWindow      time.Duration
+	// Mail is the SMTP configuration.
+	Mail mail.Config
+	// DBMaxConns caps the Postgres pool. Default 0: pgx's default (max(4, CPUs)).
+	DBMaxConns int
+}
+
+// Flags registers every setting on fs, with defaults taken from the environment, and returns
+// the Config they fill when fs is parsed.
+func Flags(fs *flag.FlagSet, env func(string) string) *Config {
+	c := &Config{}
+	str := func(p *string, name, def, usage string) {
+		fs.StringVar(p, name, envOr(env, name, def), usage+" (env "+EnvName(name)+")")
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
+		v := def
+		if s := env(EnvName(name)); s != "" {
+			if d, err := time.ParseDuration(s); err == nil {
+				v = d
+			}
+		}
+		fs.DurationVar(p, name, v, usage+" (env "+EnvName(name)+")")
+	}
+	num := func(p *int, name string, def int, usage string) {
+		v := def
+		if s := env(EnvName(name)); s != "" {
+			fmt.Sscan(s, &v)
+		}
+		fs.IntVar(p, name, v, usage+" (env "+EnvName(name)+")")
+	}
+	str(&c.Listen, "listen", "127.0.0.1:8080", "public listener address: dashboard and API")
+	str(&c.DatabaseURL, "database-url", "", "Postgres URL, e.g. postgres://user@127.0.0.1:5432/skypanel (required)")
+	str(&c.PublicURL, "public-url", "", "URL users reach the dashboard at, for emailed links (default http://LISTEN)")
+	fs.BoolVar(&c.TrustProxyHeaders, "trust-proxy-headers", env(EnvName("trust-proxy-headers")) == "true",
+		"take the client address from X-Forwarded-For; only behind a proxy that sets it (env SKYPANEL_TRUST_PROXY_HEADERS)")
+	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	dur(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
+	dur(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session (refresh token) lifetime")
+	dur(&c.InvitationTTL, "invitation-ttl", 7*24*time.Hour, "invitation link lifetime")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "grace period for in-flight requests on shutdown")
+	num(&c.LoginFailuresPerAccount, "login-failures-per-account", 5, "failed log-ins allowed per account per window")
+	num(&c.LoginFailuresPerAddress, "login-failures-per-address", 50, "failed log-ins allowed per client address per window")
+	dur(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "window for counting failed log-ins")
+	num(&c.DBMaxConns, "db-max-conns", 0, "Postgres pool size (0: max(4, CPUs))")
+	str(&c.Mail.Addr, "smtp-addr", "", "SMTP server host:port; empty logs mail instead of sending it")
+	str(&c.Mail.Username, "smtp-username", "", "SMTP username (PLAIN auth when set)")
+	str(&c.Mail.Password, "smtp-password", "", "SMTP password")
+	str(&c.Mail.From, "smtp-from", "SkyPanel <noreply@skypanel.localhost>", "sender address of the platform's mail")
+	str(&c.Mail.TLS, "smtp-tls", "starttls", "SMTP transport security: starttls, tls or none")
+	return c
+}
+
+// EnvName is the environment variable for a flag: --database-url is SKYPANEL_DATABASE_URL.
+func EnvName(flagName string) string {
+	return "SKYPANEL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func envOr(env func(string) string, name, def string) string {
+	if v := env(EnvName(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// Environ is os.Getenv, for Flags.
+func Environ(name string) string { return os.Getenv(name) }
+
+// Validate checks the config and fills derived defaults; errors name the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("--database-url (SKYPANEL_DATABASE_URL) is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen: %w", err))
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--public-url: %q is not an http(s) URL", c.PublicURL))
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.AccessTokenTTL < time.Minute || c.AccessTokenTTL > 24*time.Hour {
+		errs = append(errs, errors.New("--access-token-ttl: must be between 1m and 24h"))
+	}
+	if c.SessionTTL < c.AccessTokenTTL {
+		errs = append(errs, errors.New("--session-ttl: must be at least --access-token-ttl"))
+	}
+	if c.InvitationTTL < time.Minute {
+		errs = append(errs, errors.New("--invitation-ttl: must be at least 1m"))
+	}
+	if c.LoginFailuresPerAccount < 1 || c.LoginFailuresPerAddress < 1 || c.LoginFailureWindow <= 0 {
+		errs = append(errs, errors.New("--login-failures-*: limits and window must be positive"))
+	}
+	if err := c.Mail.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Level is the parsed log level (call after Validate).
+func (c *Config) Level() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return lvl
+}

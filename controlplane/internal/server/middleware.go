@@ -1,0 +1,192 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/request"
+	"skypanel/web"
+)
+
+// unaryDeadline bounds a whole unary RPC, reading and writing included.
+const unaryDeadline = 30 * time.Second
+
+// withDeadlines gives every request except server streams a read and write deadline, the
+// per-request equivalent of http.Server's Read/WriteTimeout.
+func withDeadlines(next http.Handler) http.Handler {
+	streaming := streamingProcedures()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !streaming[r.URL.Path] {
+			rc := http.NewResponseController(w)
+			deadline := time.Now().Add(unaryDeadline)
+			_ = rc.SetReadDeadline(deadline)
+			_ = rc.SetWriteDeadline(deadline)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// streamingProcedures lists every server-streaming RPC of the skypanel schema, from the
+// generated descriptors, so a new stream is never cut by the unary deadline.
+func streamingProcedures() map[string]bool {
+	out := map[string]bool{}
+	protoregistry.GlobalFiles.RangeFiles(func(fd protoreflect.FileDescriptor) bool {
+		if !strings.HasPrefix(string(fd.Package()), "skypanel.") {
+			return true
+		}
+		for i := 0; i < fd.Services().Len(); i++ {
+			svc := fd.Services().Get(i)
+			for j := 0; j < svc.Methods().Len(); j++ {
+				m := svc.Methods().Get(j)
+				if m.IsStreamingServer() || m.IsStreamingClient() {
+					out["/"+string(svc.FullName())+"/"+string(m.Name())] = true
+				}
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// rpcMetrics counts RPCs by procedure and code, and times them.
+type rpcMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newRPCMetrics(reg prometheus.Registerer) *rpcMetrics {
+	m := &rpcMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skypanel_rpc_requests_total", Help: "RPCs served, by procedure and result code.",
+		}, []string{"procedure", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "skypanel_rpc_duration_seconds", Help: "Time to serve a unary RPC.",
+			Buckets: []float64{.001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"procedure"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func (m *rpcMetrics) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		resp, err := next(ctx, req)
+		proc := req.Spec().Procedure
+		m.duration.WithLabelValues(proc).Observe(time.Since(start).Seconds())
+		m.requests.WithLabelValues(proc, codeOf(err)).Inc()
+		return resp, err
+	}
+}
+
+func (m *rpcMetrics) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (m *rpcMetrics) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		err := next(ctx, conn)
+		m.requests.WithLabelValues(conn.Spec().Procedure, codeOf(err)).Inc()
+		return err
+	}
+}
+
+func codeOf(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return connect.CodeOf(err).String()
+}
+
+// errorLogger logs every RPC (never its payload or headers, which carry secrets) and hides
+// internal errors' causes from callers: they get the request id to report instead.
+type errorLogger struct{ logger *slog.Logger }
+
+func newErrorLogger(logger *slog.Logger) *errorLogger { return &errorLogger{logger: logger} }
+
+func (l *errorLogger) log(ctx context.Context, procedure string, start time.Time, err error) error {
+	info := request.From(ctx)
+	attrs := []any{"procedure", procedure, "code", codeOf(err), "duration_ms", time.Since(start).Milliseconds(),
+		"request_id", info.ID, "client_ip", info.IP}
+	if p := auth.PrincipalFrom(ctx); p != nil {
+		attrs = append(attrs, "user_id", p.UserID.String())
+	}
+	code := connect.CodeOf(err)
+	switch {
+	case err == nil:
+		l.logger.Info("rpc", attrs...)
+	case code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeUnavailable:
+		l.logger.Error("rpc failed", append(attrs, "err", err.Error())...)
+		return connect.NewError(code, fmt.Errorf("internal error; quote request id %s when reporting it", info.ID))
+	default:
+		l.logger.Info("rpc", append(attrs, "err", err.Error())...)
+	}
+	return err
+}
+
+func (l *errorLogger) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		resp, err := next(ctx, req)
+		return resp, l.log(ctx, req.Spec().Procedure, start, err)
+	}
+}
+
+func (l *errorLogger) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (l *errorLogger) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		if errors.Is(err, context.Canceled) {
+			err = nil // the caller hung up: the normal end of a stream
+		}
+		return l.log(ctx, conn.Spec().Procedure, start, err)
+	}
+}
+
+// dashboard serves the embedded web app: files by path, long-cached when their names are
+// content-hashed (Vite's assets/), and index.html for every other path so client-side routes
+// survive a reload.
+func dashboard() http.Handler {
+	files := web.Dist()
+	index := "index.html"
+	if _, err := fs.Stat(files, index); err != nil {
+		index = "placeholder.html"
+	}
+	fileServer := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		p := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
+		if p != "" && p != index {
+			if st, err := fs.Stat(files, p); err == nil && !st.IsDir() {
+				if strings.HasPrefix(p, "assets/") {
+					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+				}
+				fileServer.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		http.ServeFileFS(w, r, files, index)
+	})
+}

@@ -1,0 +1,11 @@
+DROP TABLE activity_events;
+DROP TABLE platform_settings;
+DROP TABLE api_tokens;
+DROP TABLE password_resets;
+DROP TABLE refresh_tokens;
+DROP TABLE access_tokens;
+DROP TABLE sessions;
+DROP TABLE invitations;
+DROP TABLE memberships;
+DROP TABLE organizations;
+DROP TABLE users;
