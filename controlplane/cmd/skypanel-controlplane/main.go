@@ -75,11 +75,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func parse(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := config.Flags(fs, config.Environ)
+	cfg := config.Flags(fs)
 	if extra != nil {
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.ApplyEnv(fs, os.Getenv); err != nil {
 		return nil, nil, err
 	}
 	if err := cfg.Validate(); err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -50,36 +49,33 @@ type Config struct {
 	Mail mail.Config
 	// DBMaxConns caps the Postgres pool. Default 0: pgx's default (max(4, CPUs)).
 	DBMaxConns int
+
+	// flags names the flags Flags registered: the ones ApplyEnv may set.
+	flags []string
 }
 
-// Flags registers every setting on fs, with defaults taken from the environment, and returns
-// the Config they fill when fs is parsed.
-func Flags(fs *flag.FlagSet, env func(string) string) *Config {
+// Flags registers every setting on fs with its default, and returns the Config that parsing
+// fs fills. Call ApplyEnv after parsing to take unset flags from the environment.
+func Flags(fs *flag.FlagSet) *Config {
 	c := &Config{}
 	str := func(p *string, name, def, usage string) {
-		fs.StringVar(p, name, envOr(env, name, def), usage+" (env "+EnvName(name)+")")
+		c.flags = append(c.flags, name)
+		fs.StringVar(p, name, def, usage+" (env "+EnvName(name)+")")
 	}
 	dur := func(p *time.Duration, name string, def time.Duration, usage string) {
-		v := def
-		if s := env(EnvName(name)); s != "" {
-			if d, err := time.ParseDuration(s); err == nil {
-				v = d
-			}
-		}
-		fs.DurationVar(p, name, v, usage+" (env "+EnvName(name)+")")
+		c.flags = append(c.flags, name)
+		fs.DurationVar(p, name, def, usage+" (env "+EnvName(name)+")")
 	}
 	num := func(p *int, name string, def int, usage string) {
-		v := def
-		if s := env(EnvName(name)); s != "" {
-			fmt.Sscan(s, &v)
-		}
-		fs.IntVar(p, name, v, usage+" (env "+EnvName(name)+")")
+		c.flags = append(c.flags, name)
+		fs.IntVar(p, name, def, usage+" (env "+EnvName(name)+")")
 	}
 	str(&c.Listen, "listen", "127.0.0.1:8080", "public listener address: dashboard and API")
 	str(&c.DatabaseURL, "database-url", "", "Postgres URL, e.g. postgres://user@127.0.0.1:5432/skypanel (required)")
 	str(&c.PublicURL, "public-url", "", "URL users reach the dashboard at, for emailed links (default http://LISTEN)")
-	fs.BoolVar(&c.TrustProxyHeaders, "trust-proxy-headers", env(EnvName("trust-proxy-headers")) == "true",
-		"take the client address from X-Forwarded-For; only behind a proxy that sets it (env SKYPANEL_TRUST_PROXY_HEADERS)")
+	c.flags = append(c.flags, "trust-proxy-headers")
+	fs.BoolVar(&c.TrustProxyHeaders, "trust-proxy-headers", false,
+		"take the client address from X-Forwarded-For; only behind a proxy that sets it (env "+EnvName("trust-proxy-headers")+")")
 	str(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	dur(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "access token lifetime")
 	dur(&c.SessionTTL, "session-ttl", 30*24*time.Hour, "session (refresh token) lifetime")
@@ -97,20 +93,31 @@ func Flags(fs *flag.FlagSet, env func(string) string) *Config {
 	return c
 }
 
+// ApplyEnv sets every config flag not given on the command line from its SKYPANEL_* variable,
+// if that is set. Defaults are never taken from the environment, so `-h` cannot print secrets.
+func (c *Config) ApplyEnv(fs *flag.FlagSet, env func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	for _, name := range c.flags {
+		v := env(EnvName(name))
+		if given[name] || v == "" {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvName(name), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// FlagNames lists the config's flags, for documentation checks.
+func (c *Config) FlagNames() []string { return append([]string(nil), c.flags...) }
+
 // EnvName is the environment variable for a flag: --database-url is SKYPANEL_DATABASE_URL.
 func EnvName(flagName string) string {
 	return "SKYPANEL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
-
-func envOr(env func(string) string, name, def string) string {
-	if v := env(EnvName(name)); v != "" {
-		return v
-	}
-	return def
-}
-
-// Environ is os.Getenv, for Flags.
-func Environ(name string) string { return os.Getenv(name) }
 
 // Validate checks the config and fills derived defaults; errors name the flag.
 func (c *Config) Validate() error {

@@ -62,7 +62,7 @@ func Start(t testing.TB, options ...Option) *Env {
 	dbURL := DatabaseURL(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	cfg := config.Flags(newFlagSet(), func(string) string { return "" })
+	cfg := config.Flags(newFlagSet())
 	cfg.DatabaseURL = dbURL
 	cfg.Listen = ln.Addr().String()
 	cfg.LogLevel = "warn"
