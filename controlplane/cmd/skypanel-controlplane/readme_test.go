@@ -47,7 +47,7 @@ func TestReadmeCurlExamplesWorkAsWritten(t *testing.T) {
 	require.NoError(t, err, "the README examples fail:\n%s", out)
 	got := string(out)
 	for _, want := range []string{
-		`"email":"ada@example.com"`, // SignUp and WhoAmI
+		`"email":"ada@example.com"`,                                      // SignUp and WhoAmI
 		"organization.created", "invitation.created", "apitoken.created", // ListActivity with the API token
 		`"code":"invalid_argument"`, "email: ", "password: ", // the bad-input example
 	} {
