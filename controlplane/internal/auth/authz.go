@@ -4,8 +4,10 @@ import (
 	"skypanel/controlplane/internal/store"
 	"skypanel/shared/gen/go/skypanel/activity/v1/activityv1connect"
 	"skypanel/shared/gen/go/skypanel/admin/v1/adminv1connect"
+	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
+	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
 )
 
@@ -23,6 +25,9 @@ const (
 	OrgRole
 	// PlatformAdmin RPCs need a platform admin's session.
 	PlatformAdmin
+	// Node RPCs need a node certificate issued by the platform CA, not revoked, of a node that
+	// is not removed. They are served on the agent listener only.
+	Node
 )
 
 // Rule is what one RPC requires.
@@ -40,6 +45,7 @@ var (
 	signedIn    = Rule{Access: SignedIn, SessionOnly: true}
 	anyCaller   = Rule{Access: SignedIn}
 	platform    = Rule{Access: PlatformAdmin, SessionOnly: true}
+	node        = Rule{Access: Node}
 	orgViewer   = Rule{Access: OrgRole, Role: store.RoleViewer}
 	orgAdmin    = Rule{Access: OrgRole, Role: store.RoleAdmin}
 	orgOwner    = Rule{Access: OrgRole, Role: store.RoleOwner, SessionOnly: true}
@@ -89,6 +95,29 @@ var rules = map[string]Rule{
 	adminv1connect.AdminServiceSetUserDisabledProcedure:   platform,
 	adminv1connect.AdminServiceSetPlatformAdminProcedure:  platform,
 	adminv1connect.AdminServiceListActivityProcedure:      platform,
+
+	clusterv1connect.ClusterServiceCreateClusterProcedure:         platform,
+	clusterv1connect.ClusterServiceListClustersProcedure:          platform,
+	clusterv1connect.ClusterServiceGetClusterProcedure:            platform,
+	clusterv1connect.ClusterServiceDeleteClusterProcedure:         platform,
+	clusterv1connect.ClusterServiceCreateEnrollmentTokenProcedure: platform,
+	clusterv1connect.ClusterServiceListEnrollmentTokensProcedure:  platform,
+	clusterv1connect.ClusterServiceRevokeEnrollmentTokenProcedure: platform,
+	clusterv1connect.ClusterServiceListNodesProcedure:             platform,
+	clusterv1connect.ClusterServiceGetNodeProcedure:               platform,
+	clusterv1connect.ClusterServiceWatchNodesProcedure:            platform,
+	clusterv1connect.ClusterServiceDrainNodeProcedure:             platform,
+	clusterv1connect.ClusterServiceActivateNodeProcedure:          platform,
+	clusterv1connect.ClusterServiceSetNodeLabelsProcedure:         platform,
+	clusterv1connect.ClusterServiceRemoveNodeProcedure:            platform,
+	clusterv1connect.ClusterServiceGetNodeMetricsProcedure:        platform,
+
+	// The agent listener's RPCs. Enroll is authenticated by the enrollment token it carries.
+	agentv1connect.AgentServiceEnrollProcedure:  public,
+	agentv1connect.AgentServiceRenewProcedure:   node,
+	agentv1connect.AgentServiceConnectProcedure: node,
+	agentv1connect.AgentServiceAckProcedure:     node,
+	agentv1connect.AgentServiceReportProcedure:  node,
 }
 
 // RuleFor returns the rule for a procedure ("/package.Service/Method").

@@ -105,6 +105,12 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure, header string
 		// Public RPCs ignore credentials, so a stale token cannot break sign-in.
 		return ctx, nil, rule, nil
 	}
+	if rule.Access == Node {
+		if _, ok := NodeFrom(ctx); !ok {
+			return ctx, nil, rule, connect.NewError(connect.CodeUnauthenticated, errors.New("a valid node certificate is required"))
+		}
+		return ctx, nil, rule, nil
+	}
 	if !hasBearer || secret == "" {
 		return ctx, nil, rule, connect.NewError(connect.CodeUnauthenticated, errors.New("sign in first: missing `Authorization: Bearer` token"))
 	}
@@ -153,7 +159,7 @@ type orgScoped interface {
 
 func (i *Interceptor) authorize(ctx context.Context, p *Principal, rule Rule, msg any) error {
 	switch rule.Access {
-	case Public:
+	case Public, Node:
 		return nil
 	case SignedIn:
 		if rule.SessionOnly && p.IsAPIToken() {

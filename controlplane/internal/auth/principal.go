@@ -45,3 +45,25 @@ func PrincipalFrom(ctx context.Context) *Principal {
 	p, _ := ctx.Value(principalKey{}).(*Principal)
 	return p
 }
+
+// NodeIdentity is the node an agent-listener request comes from: the agent listener's
+// middleware reads it from the verified client certificate after checking that the
+// certificate is not revoked and the node not removed.
+type NodeIdentity struct {
+	NodeID uuid.UUID
+	// Serial is the certificate's serial number (hex).
+	Serial string
+}
+
+type nodeKey struct{}
+
+// WithNode returns ctx carrying the calling node.
+func WithNode(ctx context.Context, n NodeIdentity) context.Context {
+	return context.WithValue(ctx, nodeKey{}, n)
+}
+
+// NodeFrom returns the calling node, if the request came with a valid node certificate.
+func NodeFrom(ctx context.Context) (NodeIdentity, bool) {
+	n, ok := ctx.Value(nodeKey{}).(NodeIdentity)
+	return n, ok
+}
