@@ -28,6 +28,13 @@ if [[ -z "${SKYPANEL_SMTP_ADDR:-}" ]]; then
   fi
 fi
 
+# The master key seals secrets at rest (the platform CA's key, swarm join tokens). Lose it and
+# they are gone: it lives in .data/ with the rest of the local state.
+export SKYPANEL_MASTER_KEY_FILE="${SKYPANEL_MASTER_KEY_FILE:-$DATA/master.key}"
+if [[ ! -s "$SKYPANEL_MASTER_KEY_FILE" ]]; then
+  bin/skypanel-controlplane master-key generate --out "$SKYPANEL_MASTER_KEY_FILE" >/dev/null
+fi
+
 # The first admin's password is generated once and kept (mode 0600) so every run can print
 # the same login.
 PASSFILE="$DATA/admin-password"

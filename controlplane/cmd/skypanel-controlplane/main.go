@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"skypanel/controlplane/internal/config"
+	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/server"
 	"skypanel/controlplane/internal/store"
 	"skypanel/shared/buildinfo"
@@ -30,6 +31,9 @@ Usage:
   skypanel-controlplane admin create --email E [--password P] [flags]
                                                create a platform admin (or make an existing
                                                user one); prints a generated password if none given
+  skypanel-controlplane master-key generate --out FILE [--id ID]
+                                               write a new master key file (mode 0600); it
+                                               seals secrets at rest: keep it, and back it up
   skypanel-controlplane version
 
 Every flag can also be set in the environment: --database-url is SKYPANEL_DATABASE_URL.
@@ -60,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, args, stdout, stderr)
 	case "admin":
 		return admin(ctx, args, stdout, stderr)
+	case "master-key":
+		return masterKey(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, buildinfo.String())
 		return nil
@@ -117,7 +123,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(applied) > 0 {
 		logger.Info("migrations applied", "versions", applied)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: logger})
+	srv, err := server.New(ctx, server.Options{Config: cfg, Store: st, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -125,8 +131,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	agentLn, err := net.Listen("tcp", cfg.AgentListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen %s: %w", cfg.AgentListen, err)
+	}
 	logger.Info("skypanel control plane starting", "version", buildinfo.String())
-	return srv.Run(ctx, ln)
+	return srv.Run(ctx, server.Listeners{Public: ln, Agent: agentLn})
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -183,4 +194,38 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	return fmt.Errorf("migrate: unknown direction %q (up, down, status)", dir)
+}
+
+// masterKey runs `master-key generate`.
+func masterKey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return errors.New("master-key: the only subcommand is `generate`")
+	}
+	fs := flag.NewFlagSet("master-key generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "file to write (must not exist)")
+	id := fs.String("id", "k1", "key id (1-16 of a-z, 0-9); name each rotation's key differently")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out: say where to write the key")
+	}
+	line, err := secrets.GenerateKeyLine(*id)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "# SkyPanel master keys: the first line seals new secrets; later lines still open old ones.\n%s\n", line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", *out, err)
+	}
+	fmt.Fprintf(stdout, "wrote master key %q to %s\n", *id, *out)
+	return nil
 }

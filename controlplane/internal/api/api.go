@@ -18,13 +18,18 @@ import (
 
 	"skypanel/controlplane/internal/activity"
 	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/mail"
+	"skypanel/controlplane/internal/nodes"
 	"skypanel/controlplane/internal/request"
+	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/store"
 	"skypanel/shared/gen/go/skypanel/activity/v1/activityv1connect"
 	"skypanel/shared/gen/go/skypanel/admin/v1/adminv1connect"
+	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
+	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
 )
 
@@ -43,10 +48,20 @@ type Options struct {
 	InvitationTTL  time.Duration
 	// PasswordParams are argon2id's costs (tests lower them).
 	PasswordParams auth.PasswordParams
+	// Keyring seals secrets at rest (join tokens, gossip keys).
+	Keyring *secrets.Keyring
+	// Authority is the platform CA.
+	Authority *ca.Authority
+	// Nodes runs agent sessions and the node lifecycle.
+	Nodes *nodes.Manager
+	// AgentURL is what agents dial (it goes into setup commands).
+	AgentURL string
+	// NodeCertTTL is the lifetime of node certificates.
+	NodeCertTTL time.Duration
 }
 
-// Register mounts every service on mux behind the auth interceptor.
-func Register(mux *http.ServeMux, opts Options, handlerOpts ...connect.HandlerOption) error {
+// RegisterPublic mounts the services of the public listener on mux behind the auth interceptor.
+func RegisterPublic(mux *http.ServeMux, opts Options, handlerOpts ...connect.HandlerOption) error {
 	interceptor, err := auth.NewInterceptor(opts.Store)
 	if err != nil {
 		return err
@@ -58,6 +73,20 @@ func Register(mux *http.ServeMux, opts Options, handlerOpts ...connect.HandlerOp
 	mux.Handle(apitokenv1connect.NewAPITokenServiceHandler(&APITokenService{opts: opts}, handlerOpts...))
 	mux.Handle(activityv1connect.NewActivityServiceHandler(&ActivityService{opts: opts}, handlerOpts...))
 	mux.Handle(adminv1connect.NewAdminServiceHandler(&AdminService{opts: opts}, handlerOpts...))
+	mux.Handle(clusterv1connect.NewClusterServiceHandler(&ClusterService{opts: opts}, handlerOpts...))
+	return nil
+}
+
+// RegisterAgent mounts AgentService on the agent listener's mux behind the auth interceptor
+// (whose node rules read the identity the listener's middleware took from the client
+// certificate).
+func RegisterAgent(mux *http.ServeMux, opts Options, handlerOpts ...connect.HandlerOption) error {
+	interceptor, err := auth.NewInterceptor(opts.Store)
+	if err != nil {
+		return err
+	}
+	handlerOpts = append(handlerOpts, connect.WithInterceptors(interceptor))
+	mux.Handle(agentv1connect.NewAgentServiceHandler(&AgentService{opts: opts}, handlerOpts...))
 	return nil
 }
 

@@ -106,6 +106,9 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure, header string
 		return ctx, nil, rule, nil
 	}
 	if rule.Access == Node {
+		if reason := nodeRefusal(ctx); reason != "" {
+			return ctx, nil, rule, connect.NewError(connect.CodeUnauthenticated, errors.New(reason))
+		}
 		if _, ok := NodeFrom(ctx); !ok {
 			return ctx, nil, rule, connect.NewError(connect.CodeUnauthenticated, errors.New("a valid node certificate is required"))
 		}

@@ -67,3 +67,16 @@ func NodeFrom(ctx context.Context) (NodeIdentity, bool) {
 	n, ok := ctx.Value(nodeKey{}).(NodeIdentity)
 	return n, ok
 }
+
+type nodeRefusalKey struct{}
+
+// WithNodeRefusal records why a client certificate was not accepted (revoked, node removed),
+// so the interceptor can say so instead of a bare "certificate required".
+func WithNodeRefusal(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, nodeRefusalKey{}, reason)
+}
+
+func nodeRefusal(ctx context.Context) string {
+	s, _ := ctx.Value(nodeRefusalKey{}).(string)
+	return s
+}

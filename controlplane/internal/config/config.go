@@ -49,6 +49,22 @@ type Config struct {
 	Mail mail.Config
 	// DBMaxConns caps the Postgres pool. Default 0: pgx's default (max(4, CPUs)).
 	DBMaxConns int
+	// MasterKeyFile holds the master keys that seal secrets at rest (see package secrets).
+	// Required; `skypanel-controlplane master-key generate` makes one.
+	MasterKeyFile string
+	// AgentListen is the agent listener's address (TLS, node certificates). Default 127.0.0.1:8443.
+	AgentListen string
+	// AgentURL is the address agents dial. Default https:// + AgentListen.
+	AgentURL string
+	// NodeCertTTL is a node certificate's lifetime (at most 7 days). Default 72h.
+	NodeCertTTL time.Duration
+	// NodeTTL and NodeGrace: a node with no report for their sum is down. Defaults 30s and 15s.
+	NodeTTL   time.Duration
+	NodeGrace time.Duration
+	// ReportInterval is how often agents report. Default 10s.
+	ReportInterval time.Duration
+	// DownloadsDir holds the agent and installer binaries setup-worker downloads. Default bin.
+	DownloadsDir string
 
 	// flags names the flags Flags registered: the ones ApplyEnv may set.
 	flags []string
@@ -85,6 +101,14 @@ func Flags(fs *flag.FlagSet) *Config {
 	num(&c.LoginFailuresPerAddress, "login-failures-per-address", 50, "failed log-ins allowed per client address per window")
 	dur(&c.LoginFailureWindow, "login-failure-window", 15*time.Minute, "window for counting failed log-ins")
 	num(&c.DBMaxConns, "db-max-conns", 0, "Postgres pool size (0: max(4, CPUs))")
+	str(&c.MasterKeyFile, "master-key-file", "", "file with the master keys that seal secrets at rest (required; see `master-key generate`)")
+	str(&c.AgentListen, "agent-listen", "127.0.0.1:8443", "agent listener address (TLS with node certificates)")
+	str(&c.AgentURL, "agent-url", "", "URL agents dial (default https://AGENT-LISTEN)")
+	dur(&c.NodeCertTTL, "node-cert-ttl", 72*time.Hour, "node certificate lifetime (at most 168h)")
+	dur(&c.NodeTTL, "node-ttl", 30*time.Second, "a node with no report for node-ttl plus node-grace is down")
+	dur(&c.NodeGrace, "node-grace", 15*time.Second, "grace after node-ttl before a node is marked down")
+	dur(&c.ReportInterval, "report-interval", 10*time.Second, "how often agents report")
+	str(&c.DownloadsDir, "downloads-dir", "bin", "directory with the agent and installer binaries that setup-worker downloads")
 	str(&c.Mail.Addr, "smtp-addr", "", "SMTP server host:port; empty logs mail instead of sending it")
 	str(&c.Mail.Username, "smtp-username", "", "SMTP username (PLAIN auth when set)")
 	str(&c.Mail.Password, "smtp-password", "", "SMTP password")
@@ -144,6 +168,25 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < c.AccessTokenTTL {
 		errs = append(errs, errors.New("--session-ttl: must be at least --access-token-ttl"))
+	}
+	if c.MasterKeyFile == "" {
+		errs = append(errs, errors.New("--master-key-file (SKYPANEL_MASTER_KEY_FILE) is required; make one with `skypanel-controlplane master-key generate --out FILE`"))
+	}
+	if _, _, err := net.SplitHostPort(c.AgentListen); err != nil {
+		errs = append(errs, fmt.Errorf("--agent-listen: %w", err))
+	}
+	if c.AgentURL == "" {
+		c.AgentURL = "https://" + c.AgentListen
+	}
+	if u, err := url.Parse(c.AgentURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("--agent-url: %q is not an https URL", c.AgentURL))
+	}
+	c.AgentURL = strings.TrimRight(c.AgentURL, "/")
+	if c.NodeCertTTL < time.Hour || c.NodeCertTTL > 7*24*time.Hour {
+		errs = append(errs, errors.New("--node-cert-ttl: must be between 1h and 168h"))
+	}
+	if c.NodeTTL < time.Second || c.NodeGrace < 0 || c.ReportInterval < time.Second || c.ReportInterval > c.NodeTTL {
+		errs = append(errs, errors.New("--node-ttl, --node-grace, --report-interval: need 1s <= report-interval <= node-ttl and grace >= 0"))
 	}
 	if c.InvitationTTL < time.Minute {
 		errs = append(errs, errors.New("--invitation-ttl: must be at least 1m"))

@@ -25,6 +25,7 @@ func load(t *testing.T, args []string, env map[string]string) (*Config, error) {
 func TestEnvironmentFillsFlagsNotGivenOnTheCommandLine(t *testing.T) {
 	c, err := load(t, []string{"--listen", "127.0.0.1:9000"}, map[string]string{
 		"SKYPANEL_DATABASE_URL":     "postgres://x@127.0.0.1/db",
+		"SKYPANEL_MASTER_KEY_FILE":  "/etc/skypanel/master.key",
 		"SKYPANEL_LISTEN":           "127.0.0.1:1111", // the flag wins
 		"SKYPANEL_ACCESS_TOKEN_TTL": "5m",
 	})
@@ -41,12 +42,15 @@ func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
 		want string
 	}{
 		"database url missing":  {nil, nil, "--database-url"},
-		"env duration garbage":  {nil, map[string]string{"SKYPANEL_DATABASE_URL": "postgres://x", "SKYPANEL_SESSION_TTL": "soon"}, "SKYPANEL_SESSION_TTL"},
-		"listen without port":   {[]string{"--database-url", "postgres://x", "--listen", "localhost"}, nil, "--listen"},
-		"public url not http":   {[]string{"--database-url", "postgres://x", "--public-url", "ftp://x"}, nil, "--public-url"},
-		"log level unknown":     {[]string{"--database-url", "postgres://x", "--log-level", "loud"}, nil, "--log-level"},
-		"access token too long": {[]string{"--database-url", "postgres://x", "--access-token-ttl", "48h"}, nil, "--access-token-ttl"},
-		"smtp tls unknown":      {[]string{"--database-url", "postgres://x", "--smtp-tls", "maybe"}, nil, "--smtp-tls"},
+		"env duration garbage":  {nil, map[string]string{"SKYPANEL_DATABASE_URL": "postgres://x", "SKYPANEL_MASTER_KEY_FILE": "k", "SKYPANEL_SESSION_TTL": "soon"}, "SKYPANEL_SESSION_TTL"},
+		"listen without port":   {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--listen", "localhost"}, nil, "--listen"},
+		"public url not http":   {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--public-url", "ftp://x"}, nil, "--public-url"},
+		"log level unknown":     {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--log-level", "loud"}, nil, "--log-level"},
+		"access token too long": {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--access-token-ttl", "48h"}, nil, "--access-token-ttl"},
+		"smtp tls unknown":      {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--smtp-tls", "maybe"}, nil, "--smtp-tls"},
+		"master key missing":    {[]string{"--database-url", "postgres://x"}, nil, "--master-key-file"},
+		"agent url not https":   {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--agent-url", "http://x"}, nil, "--agent-url"},
+		"node cert too long":    {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--node-cert-ttl", "200h"}, nil, "--node-cert-ttl"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -23,9 +23,12 @@ import (
 	"skypanel/controlplane/internal/activity"
 	"skypanel/controlplane/internal/api"
 	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/config"
 	"skypanel/controlplane/internal/mail"
+	"skypanel/controlplane/internal/nodes"
 	"skypanel/controlplane/internal/request"
+	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/store"
 )
 
@@ -38,22 +41,43 @@ type Options struct {
 	PasswordParams auth.PasswordParams
 }
 
-// Server is the control plane's public side.
+// Server is the control plane: its public listener (API, dashboard) and its agent listener.
 type Server struct {
-	cfg     *config.Config
-	store   *store.Store
-	logger  *slog.Logger
-	jobs    *river.Client[pgx.Tx]
-	hub     *activity.Hub
-	handler http.Handler
+	cfg       *config.Config
+	store     *store.Store
+	logger    *slog.Logger
+	jobs      *river.Client[pgx.Tx]
+	hub       *activity.Hub
+	nodes     *nodes.Manager
+	authority *ca.Authority
+	handler   http.Handler
+	agent     http.Handler
 }
 
-// New wires the server. It does not listen or start background work; Run does.
-func New(opts Options) (*Server, error) {
+// Listeners are where Run serves.
+type Listeners struct {
+	// Public serves the dashboard and the API (plain HTTP; put TLS in front in production).
+	Public net.Listener
+	// Agent serves agents; Run wraps it in TLS. Nil: no agent listener.
+	Agent net.Listener
+}
+
+// New wires the server: it loads the master key and the platform CA (making the CA on the
+// first start). It does not listen or start background work; Run does.
+func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Store == nil || opts.Logger == nil {
 		return nil, errors.New("new server: Config, Store and Logger are required")
 	}
 	cfg, logger := opts.Config, opts.Logger
+	keyring, err := secrets.LoadKeyFile(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	authority, err := ca.Load(ctx, opts.Store, keyring, ca.Hosts(cfg.AgentURL, cfg.AgentListen))
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	nodeManager := nodes.New(nodes.Options{Store: opts.Store, Keyring: keyring, Logger: logger.With("component", "nodes")})
 	params := opts.PasswordParams
 	if params == (auth.PasswordParams{}) {
 		params = auth.DefaultPasswordParams()
@@ -79,8 +103,7 @@ func New(opts Options) (*Server, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := newRPCMetrics(reg)
 
-	mux := http.NewServeMux()
-	err = api.Register(mux, api.Options{
+	apiOpts := api.Options{
 		Store:          opts.Store,
 		Mail:           mail.NewEnqueuer(jobs),
 		Hub:            hub,
@@ -91,12 +114,23 @@ func New(opts Options) (*Server, error) {
 		SessionTTL:     cfg.SessionTTL,
 		InvitationTTL:  cfg.InvitationTTL,
 		PasswordParams: params,
-	},
+		Keyring:        keyring,
+		Authority:      authority,
+		Nodes:          nodeManager,
+		AgentURL:       cfg.AgentURL,
+		NodeCertTTL:    cfg.NodeCertTTL,
+	}
+	handlerOpts := []connect.HandlerOption{
 		// Interceptors run outermost first: metrics and logs see every outcome, auth errors too.
 		connect.WithInterceptors(metrics, newErrorLogger(logger.With("component", "rpc"))),
-		connect.WithReadMaxBytes(1<<20),
-	)
-	if err != nil {
+		connect.WithReadMaxBytes(1 << 20),
+	}
+	mux := http.NewServeMux()
+	if err := api.RegisterPublic(mux, apiOpts, handlerOpts...); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	agentMux := http.NewServeMux()
+	if err := api.RegisterAgent(agentMux, apiOpts, handlerOpts...); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -116,10 +150,14 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("/", dashboard())
 
 	return &Server{
-		cfg: cfg, store: opts.Store, logger: logger, jobs: jobs, hub: hub,
+		cfg: cfg, store: opts.Store, logger: logger, jobs: jobs, hub: hub, nodes: nodeManager, authority: authority,
 		handler: request.Middleware(withDeadlines(mux), cfg.TrustProxyHeaders),
+		agent:   request.Middleware(withDeadlines(nodeIdentity(agentMux, opts.Store)), false),
 	}, nil
 }
+
+// Authority is the platform CA (tests enroll simulated agents with it).
+func (s *Server) Authority() *ca.Authority { return s.authority }
 
 // Handler is the server's HTTP handler (for tests that serve it themselves).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -127,7 +165,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Run starts background work and serves on ln until ctx is cancelled, then shuts down
 // gracefully: it stops accepting, lets in-flight requests finish within the shutdown timeout,
 // ends live streams, and stops the job runner after its running jobs.
-func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	if err := s.jobs.Start(bg); err != nil {
@@ -139,6 +177,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer stopHub()
 	hubDone := make(chan struct{})
 	go func() { defer close(hubDone); s.hub.Run(hubCtx) }()
+	nodesDone := make(chan struct{})
+	go func() { defer close(nodesDone); s.nodes.Run(hubCtx) }()
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -151,9 +191,26 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(stopHub)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.logger.Info("listening", "addr", ln.Addr().String(), "public_url", s.cfg.PublicURL)
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ls.Public) }()
+	s.logger.Info("listening", "addr", ls.Public.Addr().String(), "public_url", s.cfg.PublicURL)
+	var agentSrv *http.Server
+	if ls.Agent != nil {
+		// Agent sessions are long streams: like the public listener, no whole-request timeouts.
+		agentSrv = &http.Server{
+			Handler:           s.agent,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			BaseContext:       func(net.Listener) context.Context { return bg },
+			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		}
+		agentSrv.TLSConfig = s.authority.ServerTLS()
+		agentSrv.RegisterOnShutdown(stopHub)
+		// ServeTLS (rather than Serve on a TLS listener) also sets up HTTP/2.
+		go func() { errc <- agentSrv.ServeTLS(ls.Agent, "", "") }()
+		s.logger.Info("agent listener", "addr", ls.Agent.Addr().String(), "agent_url", s.cfg.AgentURL, "ca_pin", s.authority.Pin())
+	}
 
 	select {
 	case err := <-errc:
@@ -164,11 +221,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
+	if agentSrv != nil {
+		if aerr := agentSrv.Shutdown(shutdownCtx); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
 	stopBG()
 	if stopErr := s.jobs.Stop(shutdownCtx); stopErr != nil && err == nil {
 		err = stopErr
 	}
 	<-hubDone
+	<-nodesDone
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

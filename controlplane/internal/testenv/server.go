@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"skypanel/controlplane/internal/auth"
 	"skypanel/controlplane/internal/config"
+	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/server"
 	"skypanel/controlplane/internal/store"
 	orgv1 "skypanel/shared/gen/go/skypanel/organization/v1"
@@ -33,7 +35,10 @@ type Env struct {
 	Mail   *Mailpit
 	Config *config.Config
 	HTTP   *http.Client
-	stop   func()
+	// AgentURL is the agent listener's URL (https://127.0.0.1:PORT).
+	AgentURL string
+	Server   *server.Server
+	stop     func()
 }
 
 // Option adjusts Start.
@@ -62,9 +67,13 @@ func Start(t testing.TB, options ...Option) *Env {
 	dbURL := DatabaseURL(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	agentLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
 	cfg := config.Flags(newFlagSet())
 	cfg.DatabaseURL = dbURL
 	cfg.Listen = ln.Addr().String()
+	cfg.AgentListen = agentLn.Addr().String()
+	cfg.MasterKeyFile = MasterKeyFile(t)
 	cfg.LogLevel = "warn"
 	if testing.Verbose() {
 		cfg.LogLevel = "info"
@@ -88,12 +97,14 @@ func Start(t testing.TB, options ...Option) *Env {
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.Level()}))
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: logger,
+	srv, err := server.New(ctx, server.Options{Config: cfg, Store: st, Logger: logger,
 		// Cheap hashing: tests sign up many users; production costs are tested in package auth.
 		PasswordParams: auth.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}})
 	require.NoError(t, err)
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
+	env.AgentURL = cfg.AgentURL
+	env.Server = srv
+	go func() { done <- srv.Run(ctx, server.Listeners{Public: ln, Agent: agentLn}) }()
 	env.stop = func() {
 		cancel()
 		select {
@@ -211,4 +222,14 @@ func (e *Env) NewOrg(t testing.TB, owner *User, name string) uuid.UUID {
 	resp, err := c.CreateOrganization(context.Background(), connect.NewRequest(&orgv1.CreateOrganizationRequest{Name: name}))
 	require.NoError(t, err)
 	return uuid.MustParse(resp.Msg.GetOrganization().GetId())
+}
+
+// MasterKeyFile writes a fresh master key file for the test and returns its path.
+func MasterKeyFile(t testing.TB) string {
+	t.Helper()
+	line, err := secrets.GenerateKeyLine("test")
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "master.key")
+	require.NoError(t, os.WriteFile(path, []byte(line+"\n"), 0o600))
+	return path
 }
