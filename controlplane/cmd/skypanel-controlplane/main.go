@@ -91,7 +91,11 @@ func parse(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	if err := cfg.ApplyEnv(fs, os.Getenv); err != nil {
 		return nil, nil, err
 	}
-	if err := cfg.Validate(); err != nil {
+	validate := cfg.Validate
+	if name == "serve" {
+		validate = cfg.ValidateServe
+	}
+	if err := validate(); err != nil {
 		return nil, nil, err
 	}
 	return cfg, fs, nil

@@ -169,9 +169,6 @@ func (c *Config) Validate() error {
 	if c.SessionTTL < c.AccessTokenTTL {
 		errs = append(errs, errors.New("--session-ttl: must be at least --access-token-ttl"))
 	}
-	if c.MasterKeyFile == "" {
-		errs = append(errs, errors.New("--master-key-file (SKYPANEL_MASTER_KEY_FILE) is required; make one with `skypanel-controlplane master-key generate --out FILE`"))
-	}
 	if _, _, err := net.SplitHostPort(c.AgentListen); err != nil {
 		errs = append(errs, fmt.Errorf("--agent-listen: %w", err))
 	}
@@ -198,6 +195,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateServe is Validate plus what only serving needs (commands like migrate do not need
+// the master key).
+func (c *Config) ValidateServe() error {
+	err := c.Validate()
+	if c.MasterKeyFile == "" {
+		err = errors.Join(err, errors.New("--master-key-file (SKYPANEL_MASTER_KEY_FILE) is required; make one with `skypanel-controlplane master-key generate --out FILE`"))
+	}
+	return err
 }
 
 // Level is the parsed log level (call after Validate).

@@ -19,7 +19,7 @@ func load(t *testing.T, args []string, env map[string]string) (*Config, error) {
 	if err := c.ApplyEnv(fs, func(k string) string { return env[k] }); err != nil {
 		return nil, err
 	}
-	return c, c.Validate()
+	return c, c.ValidateServe()
 }
 
 func TestEnvironmentFillsFlagsNotGivenOnTheCommandLine(t *testing.T) {

@@ -86,7 +86,7 @@ func Start(t testing.TB, options ...Option) *Env {
 	for _, f := range o.tweak {
 		f(cfg)
 	}
-	require.NoError(t, cfg.Validate())
+	require.NoError(t, cfg.ValidateServe())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Options{URL: dbURL})
