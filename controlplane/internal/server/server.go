@@ -147,6 +147,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	dl := downloads(cfg.DownloadsDir, cfg.PublicURL)
+	mux.Handle("GET /downloads/", dl)
+	mux.Handle("GET /setup-worker.sh", dl)
 	mux.Handle("/", dashboard())
 
 	return &Server{
