@@ -1,0 +1,101 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"skypanel/agent/internal/controlplanetest"
+	"skypanel/agent/internal/docker"
+	"skypanel/agent/internal/host"
+	"skypanel/agent/internal/link"
+	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+)
+
+type fakeEngine struct {
+	info    docker.Info
+	err     error
+	duCalls int
+}
+
+func (f *fakeEngine) Info(context.Context) (docker.Info, error) { return f.info, f.err }
+func (f *fakeEngine) DiskUsage(context.Context) (docker.DiskUsage, error) {
+	f.duCalls++
+	return docker.DiskUsage{ImagesBytes: 100, VolumesBytes: 7}, nil
+}
+
+type fakePeers struct{}
+
+func (fakePeers) Peers() ([]string, []string) { return []string{"node-b"}, []string{"node-c"} }
+
+func TestAReportCarriesHostDockerAndGossip(t *testing.T) {
+	cp := controlplanetest.New(t, controlplanetest.Options{ReportInterval: 3})
+	id := cp.NewIdentity(t, "node-1", time.Hour)
+	client := link.New(cp.URL, id.TLSConfig())
+	defer client.Close()
+	eng := &fakeEngine{info: docker.Info{EngineVersion: "20.10.24", SwarmNodeID: "sw1", SwarmState: "active", Manager: true,
+		Availability: "active", ContainersRunning: 2, ContainersTotal: 3, TasksRunning: 1}}
+	r, err := New(Options{Client: client, Sampler: &host.Sampler{}, Engine: eng, Peers: fakePeers{}, OverlayEncryption: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.ReportOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReportOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reports := cp.Reports()
+	if len(reports) != 2 {
+		t.Fatalf("reports = %d", len(reports))
+	}
+	got := reports[1]
+	d := got.GetDocker()
+	if d.GetEngineVersion() != "20.10.24" || d.GetRole() != agentv1.NodeRole_NODE_ROLE_MANAGER || d.GetSwarmNodeId() != "sw1" ||
+		d.GetContainersRunning() != 2 || d.GetTasksRunning() != 1 || d.GetImagesBytes() != 100 || !d.GetOverlayEncryption() {
+		t.Fatalf("docker state = %v", d)
+	}
+	if got.GetHost().GetMemoryTotalBytes() <= 0 || got.GetHost().GetDiskTotalBytes() <= 0 || got.GetSampledAt() == nil {
+		t.Fatalf("host = %v", got.GetHost())
+	}
+	if !slices.Equal(got.GetReachablePeers(), []string{"node-b"}) || !slices.Equal(got.GetUnreachablePeers(), []string{"node-c"}) {
+		t.Fatalf("peers = %v / %v", got.GetReachablePeers(), got.GetUnreachablePeers())
+	}
+	if eng.duCalls != 1 {
+		t.Fatalf("disk usage asked %d times in two reports, want once (cached)", eng.duCalls)
+	}
+	if r.Interval() != 3*time.Second {
+		t.Fatalf("interval = %s, want the control plane's 3s", r.Interval())
+	}
+}
+
+func TestAStoppedEngineStillLeavesHostMetrics(t *testing.T) {
+	r, err := New(Options{Client: link.New("https://127.0.0.1:1", nil), Sampler: &host.Sampler{},
+		Engine: &fakeEngine{err: errors.New("cannot connect to the Docker daemon")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := r.Build(context.Background())
+	if req.GetDocker() != nil || req.GetHost() == nil {
+		t.Fatalf("report = %v", req)
+	}
+}
+
+func TestRole(t *testing.T) {
+	for _, tc := range []struct {
+		info docker.Info
+		want agentv1.NodeRole
+	}{
+		{docker.Info{SwarmState: "inactive"}, agentv1.NodeRole_NODE_ROLE_UNSPECIFIED},
+		{docker.Info{SwarmState: "active", Manager: true}, agentv1.NodeRole_NODE_ROLE_MANAGER},
+		{docker.Info{SwarmState: "active"}, agentv1.NodeRole_NODE_ROLE_WORKER},
+		{docker.Info{SwarmState: "pending"}, agentv1.NodeRole_NODE_ROLE_UNSPECIFIED},
+	} {
+		if got := Role(tc.info); got != tc.want {
+			t.Errorf("Role(%+v) = %v, want %v", tc.info, got, tc.want)
+		}
+	}
+}
