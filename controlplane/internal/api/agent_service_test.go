@@ -164,3 +164,23 @@ func TestCertificatesFromAnotherCAAreRejectedAtTheTLSLayer(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "tls"), "%v", err)
 }
+
+func TestTheCAAndNodeCertificatesSurviveAControlPlaneRestart(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	admin := env.Admin(t)
+	cluster := env.NewCluster(t, admin, "prod")
+	agent, err := env.Enroll(ctx, env.EnrollmentToken(t, admin, cluster, agentv1.NodeRole_NODE_ROLE_WORKER, 1), testenv.Facts("a", "10.0.0.1"))
+	require.NoError(t, err)
+	pin := env.Server.Authority().Pin()
+
+	env.Restart(t)
+	require.Equal(t, pin, env.Server.Authority().Pin(), "the CA is loaded back, not made anew")
+	_, csr, err := pki.NewNodeKey("a")
+	require.NoError(t, err)
+	fresh := agentv1connect.NewAgentServiceClient(testenv.AgentHTTP(env.AgentTLS(&tls.Certificate{
+		Certificate: [][]byte{agent.Cert.Raw}, PrivateKey: agent.Key,
+	})), env.AgentURL)
+	_, err = fresh.Renew(ctx, connect.NewRequest(&agentv1.RenewRequest{CsrDer: csr}))
+	require.NoError(t, err, "a certificate issued before the restart still authenticates the node")
+}

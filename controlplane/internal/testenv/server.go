@@ -46,6 +46,7 @@ type Option func(*startOptions)
 
 type startOptions struct {
 	mail  bool
+	host  string
 	tweak []func(*config.Config)
 }
 
@@ -57,20 +58,22 @@ func WithConfig(f func(*config.Config)) Option {
 	return func(o *startOptions) { o.tweak = append(o.tweak, f) }
 }
 
-// Start runs a control plane on a fresh database and a loopback port until the test ends.
+// WithHost listens on host instead of 127.0.0.1 (for nodes in network namespaces).
+func WithHost(host string) Option { return func(o *startOptions) { o.host = host } }
+
+// Start runs a control plane on a fresh database until the test ends.
 func Start(t testing.TB, options ...Option) *Env {
 	t.Helper()
-	var o startOptions
+	o := startOptions{host: "127.0.0.1"}
 	for _, opt := range options {
 		opt(&o)
 	}
-	dbURL := DatabaseURL(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, "0"))
 	require.NoError(t, err)
-	agentLn, err := net.Listen("tcp", "127.0.0.1:0")
+	agentLn, err := net.Listen("tcp", net.JoinHostPort(o.host, "0"))
 	require.NoError(t, err)
 	cfg := config.Flags(newFlagSet())
-	cfg.DatabaseURL = dbURL
+	cfg.DatabaseURL = DatabaseURL(t)
 	cfg.Listen = ln.Addr().String()
 	cfg.AgentListen = agentLn.Addr().String()
 	cfg.MasterKeyFile = MasterKeyFile(t)
@@ -78,7 +81,7 @@ func Start(t testing.TB, options ...Option) *Env {
 	if testing.Verbose() {
 		cfg.LogLevel = "info"
 	}
-	env := &Env{URL: "http://" + ln.Addr().String(), Config: cfg}
+	env := &Env{Config: cfg, HTTP: &http.Client{Timeout: 60 * time.Second}}
 	if o.mail {
 		env.Mail = StartMailpit(t)
 		cfg.Mail.Addr, cfg.Mail.TLS = env.Mail.SMTPAddr, "none"
@@ -87,25 +90,32 @@ func Start(t testing.TB, options ...Option) *Env {
 		f(cfg)
 	}
 	require.NoError(t, cfg.ValidateServe())
+	env.URL, env.AgentURL = cfg.PublicURL, cfg.AgentURL
+	env.boot(t, ln, agentLn)
+	t.Cleanup(func() { env.Stop(t) })
+	return env
+}
 
+// boot starts a server on the env's config and database.
+func (e *Env) boot(t testing.TB, ln, agentLn net.Listener) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, store.Options{URL: dbURL})
+	st, err := store.Open(ctx, store.Options{URL: e.Config.DatabaseURL})
 	require.NoError(t, err)
-	env.Store = st
+	e.Store = st
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() || os.Getenv("SKYPANEL_TEST_LOGS") != "" {
 		logOut = os.Stderr
 	}
-	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.Level()}))
-	srv, err := server.New(ctx, server.Options{Config: cfg, Store: st, Logger: logger,
+	logger := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: e.Config.Level()}))
+	srv, err := server.New(ctx, server.Options{Config: e.Config, Store: st, Logger: logger,
 		// Cheap hashing: tests sign up many users; production costs are tested in package auth.
 		PasswordParams: auth.PasswordParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}})
 	require.NoError(t, err)
+	e.Server = srv
 	done := make(chan error, 1)
-	env.AgentURL = cfg.AgentURL
-	env.Server = srv
 	go func() { done <- srv.Run(ctx, server.Listeners{Public: ln, Agent: agentLn}) }()
-	env.stop = func() {
+	e.stop = func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -117,10 +127,28 @@ func Start(t testing.TB, options ...Option) *Env {
 		}
 		st.Close()
 	}
-	t.Cleanup(env.stop)
-	env.HTTP = &http.Client{Timeout: 60 * time.Second}
-	waitReady(t, env)
-	return env
+	waitReady(t, e)
+}
+
+// Stop shuts the control plane down gracefully (a no-op when it is stopped).
+func (e *Env) Stop(t testing.TB) {
+	t.Helper()
+	if e.stop != nil {
+		e.stop()
+		e.stop = nil
+	}
+}
+
+// Restart stops the control plane and starts a new one on the same database, master key and
+// addresses: what agents see when the control plane is redeployed or crashes and comes back.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.Stop(t)
+	ln, err := net.Listen("tcp", e.Config.Listen)
+	require.NoError(t, err)
+	agentLn, err := net.Listen("tcp", e.Config.AgentListen)
+	require.NoError(t, err)
+	e.boot(t, ln, agentLn)
 }
 
 func waitReady(t testing.TB, env *Env) {
