@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -227,9 +228,10 @@ func (e *Engine) SwarmLeave(ctx context.Context, force bool) error {
 // Availabilities are the values NodeUpdate accepts.
 var Availabilities = []string{string(swarm.NodeAvailabilityActive), string(swarm.NodeAvailabilityPause), string(swarm.NodeAvailabilityDrain)}
 
-// NodeUpdate sets a swarm node's availability (empty keeps it) and merges labels into its
-// labels (given keys are set; others are kept). It runs on a manager and retries when the
-// node changed between read and write.
+// NodeUpdate sets a swarm node's availability (empty keeps it) and replaces its labels with
+// the given set: the control plane always sends a node's whole label set, so a label an admin
+// deleted goes away. It runs on a manager and retries when the node changed between read and
+// write.
 func (e *Engine) NodeUpdate(ctx context.Context, nodeID, availability string, labels map[string]string) error {
 	if nodeID == "" {
 		return errors.New("node update: the swarm node id is required")
@@ -250,14 +252,9 @@ func (e *Engine) NodeUpdate(ctx context.Context, nodeID, availability string, la
 			spec.Availability = swarm.NodeAvailability(availability)
 			changed = true
 		}
-		for k, v := range labels {
-			if spec.Labels == nil {
-				spec.Labels = map[string]string{}
-			}
-			if old, ok := spec.Labels[k]; !ok || old != v {
-				spec.Labels[k] = v
-				changed = true
-			}
+		if !maps.Equal(spec.Labels, labels) {
+			spec.Labels = maps.Clone(labels)
+			changed = true
 		}
 		if !changed {
 			return nil

@@ -69,8 +69,8 @@ func TestSwarmLifecycleOnARealEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Spec.Labels["skypanel.edge"] != "true" || n.Spec.Labels["zone"] != "b" || n.Spec.Availability != "drain" {
-		t.Fatalf("node spec after updates: %+v", n.Spec)
+	if _, kept := n.Spec.Labels["skypanel.edge"]; kept || n.Spec.Labels["zone"] != "b" || n.Spec.Availability != "drain" {
+		t.Fatalf("node spec after updates (labels are replaced, not merged): %+v", n.Spec)
 	}
 	if err := e.NodeUpdate(ctx, first.SwarmNodeID, "sleep", nil); err == nil {
 		t.Fatal("a bad availability was accepted")

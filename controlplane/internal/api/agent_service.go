@@ -76,6 +76,10 @@ func (s *AgentService) Enroll(ctx context.Context, req *connect.Request[agentv1.
 			return auth.FieldError("csr_der", err.Error())
 		}
 		certPEM = pki.CertPEM(cert)
+		// An open node list shows the new node at once, before its agent connects.
+		if err := q.NotifyNodesChanged(ctx, t.ClusterID); err != nil {
+			return storeErr("node", err)
+		}
 		_, err = q.InsertActivity(ctx, event(ctx, uuid.Nil, "cluster.node.enrolled", "node", nodeID.String(), map[string]string{
 			"cluster_id": t.ClusterID.String(), "hostname": facts.GetHostname(), "role": nodeRoleName(t.Role),
 			"advertise_addr": facts.GetAdvertiseAddr(), "enrollment_token_id": t.ID.String(),

@@ -182,8 +182,8 @@ func (c *Config) Validate() error {
 	if c.NodeCertTTL < time.Hour || c.NodeCertTTL > 7*24*time.Hour {
 		errs = append(errs, errors.New("--node-cert-ttl: must be between 1h and 168h"))
 	}
-	if c.NodeTTL < time.Second || c.NodeGrace < 0 || c.ReportInterval < time.Second || c.ReportInterval > c.NodeTTL {
-		errs = append(errs, errors.New("--node-ttl, --node-grace, --report-interval: need 1s <= report-interval <= node-ttl and grace >= 0"))
+	if c.NodeTTL < time.Second || c.NodeGrace < time.Second || c.ReportInterval < time.Second || c.ReportInterval > c.NodeTTL {
+		errs = append(errs, errors.New("--node-ttl, --node-grace, --report-interval: need 1s <= report-interval <= node-ttl and grace >= 1s"))
 	}
 	if c.InvitationTTL < time.Minute {
 		errs = append(errs, errors.New("--invitation-ttl: must be at least 1m"))

@@ -77,7 +77,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
-	nodeManager := nodes.New(nodes.Options{Store: opts.Store, Keyring: keyring, Logger: logger.With("component", "nodes")})
+	nodeManager := nodes.New(nodes.Options{Store: opts.Store, Keyring: keyring, Logger: logger.With("component", "nodes"),
+		ReportInterval: cfg.ReportInterval, NodeTTL: cfg.NodeTTL, NodeGrace: cfg.NodeGrace})
 	params := opts.PasswordParams
 	if params == (auth.PasswordParams{}) {
 		params = auth.DefaultPasswordParams()

@@ -861,7 +861,8 @@ type NodeUpdate struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	SwarmNodeId string                 `protobuf:"bytes,1,opt,name=swarm_node_id,json=swarmNodeId,proto3" json:"swarm_node_id,omitempty"`
 	// availability is "active", "pause" or "drain"; empty keeps it.
-	Availability  string            `protobuf:"bytes,2,opt,name=availability,proto3" json:"availability,omitempty"`
+	Availability string `protobuf:"bytes,2,opt,name=availability,proto3" json:"availability,omitempty"`
+	// labels replace the swarm node's labels: the control plane always sends the whole set.
 	Labels        map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

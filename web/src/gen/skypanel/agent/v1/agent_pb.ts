@@ -397,6 +397,8 @@ export type NodeUpdate = Message<"skypanel.agent.v1.NodeUpdate"> & {
   availability: string;
 
   /**
+   * labels replace the swarm node's labels: the control plane always sends the whole set.
+   *
    * @generated from field: map<string, string> labels = 3;
    */
   labels: { [key: string]: string };

@@ -1,0 +1,248 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"skypanel/controlplane/internal/store"
+	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+)
+
+// nodeView is the freshest that this replica knows of a node: the later of its in-memory
+// last-seen time and the one written to the database (perhaps by another replica), and the
+// report that goes with it.
+type nodeView struct {
+	node   store.Node
+	seen   time.Time
+	report *agentv1.ReportRequest
+}
+
+// healthyState is the state of a node that reports: enrolling until it is in the swarm,
+// draining while the admin wants it drained, ready otherwise.
+func healthyState(n store.Node) string {
+	switch {
+	case !n.Joined():
+		return store.NodeEnrolling
+	case n.Availability == "drain":
+		return store.NodeDraining
+	}
+	return store.NodeReady
+}
+
+// CheckHealth evaluates every node once. A node with no report for NodeTTL plus NodeGrace is
+// down, or unreachable while the fresh report of a peer in its cluster lists it as reachable;
+// a node that reports again is healthy again. Transitions raise alerts (node.down,
+// node.unreachable, node.recovered) at most once per cooldown per node and kind. It also
+// records which peers' gossip calls each node dead (nodes.unreachable_from), and finishes the
+// removal of nodes that went away before they could leave the swarm.
+func (m *Manager) CheckHealth(ctx context.Context) error {
+	nodes, err := m.store.LiveNodes(ctx)
+	if err != nil {
+		return fmt.Errorf("check health: %w", err)
+	}
+	now := m.now()
+	limit := m.opts.NodeTTL + m.opts.NodeGrace
+	views := make(map[uuid.UUID]*nodeView, len(nodes))
+	m.mu.Lock()
+	for _, n := range nodes {
+		v := &nodeView{node: n}
+		var dbSeen time.Time
+		if n.LastSeenAt != nil {
+			dbSeen = *n.LastSeenAt
+		}
+		v.seen = dbSeen
+		if ln := m.live[n.ID]; ln != nil {
+			v.seen = later(ln.seen, dbSeen)
+			if ln.report != nil && !ln.seen.Before(dbSeen) {
+				v.report = ln.report
+			}
+		}
+		views[n.ID] = v
+	}
+	m.mu.Unlock()
+	fresh := func(v *nodeView) bool { return !v.seen.IsZero() && now.Sub(v.seen) <= limit }
+
+	// What the nodes' peers say about them, from the peers' fresh reports.
+	reachable := map[uuid.UUID]bool{}
+	unreachableFrom := map[uuid.UUID][]uuid.UUID{}
+	for _, p := range views {
+		if !fresh(p) {
+			continue
+		}
+		if p.report == nil && p.node.LastReport != nil {
+			if p.report, err = DecodeReport(p.node.LastReport); err != nil {
+				m.logger.Warn("unreadable stored report", "node_id", p.node.ID.String(), "err", err)
+				continue
+			}
+		}
+		for _, id := range peerIDs(p.report.GetReachablePeers()) {
+			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
+				reachable[id] = true
+			}
+		}
+		for _, id := range peerIDs(p.report.GetUnreachablePeers()) {
+			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
+				unreachableFrom[id] = append(unreachableFrom[id], p.node.ID)
+			}
+		}
+	}
+
+	states := make(map[uuid.UUID]string, len(views))
+	var errs []error
+	for _, v := range views {
+		n := v.node
+		states[n.ID] = n.State
+		if n.State == store.NodeRemoving {
+			continue
+		}
+		want := n.State
+		switch {
+		case v.seen.IsZero():
+			// Never heard from: still enrolling.
+		case fresh(v):
+			want = healthyState(n)
+		case reachable[n.ID]:
+			want = store.NodeUnreachable
+		default:
+			want = store.NodeDown
+		}
+		from := unreachableFrom[n.ID]
+		slices.SortFunc(from, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+		if want == n.State && sameIDs(from, n.UnreachableFrom) {
+			continue
+		}
+		if err := m.transition(ctx, n, want, from); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		states[n.ID] = want
+	}
+	m.mu.Lock()
+	m.states = states
+	// Forget what is known of removed nodes, and alerts past their cooldown.
+	for id, ln := range m.live {
+		if _, ok := views[id]; !ok && now.Sub(ln.seen) > limit {
+			delete(m.live, id)
+		}
+	}
+	for k, at := range m.alerted {
+		if now.Sub(at) > m.opts.AlertCooldown {
+			delete(m.alerted, k)
+		}
+	}
+	m.mu.Unlock()
+
+	if err := m.giveUpLeaves(ctx, views, fresh); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// transition moves a node to state want and records the peers that cannot reach it, with the
+// alert the change deserves, in one transaction. A replica that loses the race to another
+// one's health pass changes nothing.
+func (m *Manager) transition(ctx context.Context, n store.Node, want string, unreachableFrom []uuid.UUID) error {
+	return m.store.InTx(ctx, func(q *store.Queries) error {
+		changed := false
+		if want != n.State {
+			moved, err := q.SetNodeState(ctx, n.ID, want, n.State)
+			if err != nil {
+				return fmt.Errorf("set node %s %s: %w", n.ID, want, err)
+			}
+			if moved {
+				changed = true
+				m.logger.Info("node health changed", "node_id", n.ID.String(), "from", n.State, "to", want)
+				if event := alertFor(n.State, want); event != "" {
+					meta := map[string]string{"hostname": n.Hostname, "cluster_id": n.ClusterID.String(), "from": n.State}
+					if _, err := m.alert(ctx, q, n.ID, event, meta); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if !sameIDs(unreachableFrom, n.UnreachableFrom) {
+			if err := q.SetNodeUnreachableFrom(ctx, n.ID, unreachableFrom); err != nil {
+				return err
+			}
+			changed = true
+		}
+		if changed {
+			return q.NotifyNodesChanged(ctx, n.ClusterID)
+		}
+		return nil
+	})
+}
+
+// alertFor names the alert a health transition raises, if any.
+func alertFor(from, to string) string {
+	silent := func(s string) bool { return s == store.NodeDown || s == store.NodeUnreachable }
+	switch {
+	case to == store.NodeDown:
+		return "node.down"
+	case to == store.NodeUnreachable:
+		return "node.unreachable"
+	case silent(from) && !silent(to):
+		return "node.recovered"
+	}
+	return ""
+}
+
+// giveUpLeaves finishes removals stuck on a node that went away: a swarm_leave left
+// unanswered for longer than the node may be silent, by a node not heard from in that time,
+// is acknowledged as failed, and the removal goes on (a manager removes the node from the
+// swarm by force).
+func (m *Manager) giveUpLeaves(ctx context.Context, views map[uuid.UUID]*nodeView, fresh func(*nodeView) bool) error {
+	limit := m.opts.NodeTTL + m.opts.NodeGrace
+	rows, err := m.store.OpenNodeCommandsOlderThan(ctx, KindSwarmLeave, m.now().Add(-limit))
+	if err != nil {
+		return fmt.Errorf("find unanswered swarm leaves: %w", err)
+	}
+	for _, row := range rows {
+		if v, ok := views[row.NodeID]; !ok || fresh(v) {
+			continue
+		}
+		m.logger.Warn("node did not leave the swarm; removing it by force", "node_id", row.NodeID.String())
+		err := m.ack(ctx, row.NodeID, row.Seq, false,
+			fmt.Sprintf("the node did not answer within %s; removed from the swarm by force", limit), "")
+		if err != nil {
+			return fmt.Errorf("give up on swarm leave of node %s: %w", row.NodeID, err)
+		}
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// peerIDs parses node ids from a report, skipping malformed ones.
+func peerIDs(ids []string) []uuid.UUID {
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, s := range ids {
+		if id, err := uuid.Parse(s); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// sameIDs compares two sets of ids.
+func sameIDs(a, b []uuid.UUID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,204 @@
+package nodes_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"skypanel/controlplane/internal/nodes"
+	"skypanel/controlplane/internal/store"
+	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+)
+
+// fastHealth makes a node down 300 ms after its last report, checked every 20 ms.
+func fastHealth(o *nodes.Options) {
+	o.NodeTTL, o.NodeGrace = 200*time.Millisecond, 100*time.Millisecond
+	o.HealthInterval = 20 * time.Millisecond
+}
+
+// report sends a heartbeat for a node.
+func (b *bundle) report(t *testing.T, nodeID uuid.UUID, r *agentv1.ReportRequest) {
+	t.Helper()
+	if r == nil {
+		r = &agentv1.ReportRequest{}
+	}
+	resp, err := b.m.Report(b.ctx, nodeID, r)
+	require.NoError(t, err)
+	require.Positive(t, resp.GetIntervalSeconds())
+}
+
+// waitState polls until the node is in state, meanwhile calling during (if any) on every
+// poll, e.g. to keep a peer reporting.
+func (b *bundle) waitState(t *testing.T, nodeID uuid.UUID, state string, during func()) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		if during != nil {
+			during()
+		}
+		n := b.getNode(t, nodeID)
+		if n.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s is %s, not %s, after %s", nodeID, n.State, state, waitFor)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for the condition
+	}
+}
+
+func TestASilentNodeGoesDownAfterTTLAndGraceAndRecoversOnItsNextReport(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fastHealth)
+	_, mgrID, _ := activeCluster(t, b)
+	b.report(t, mgrID, nil)
+	start := time.Now()
+	b.waitState(t, mgrID, store.NodeDown, nil)
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "not before TTL plus grace")
+	require.Equal(t, 1, b.events(t, mgrID, "node.down"))
+
+	b.report(t, mgrID, nil)
+	b.waitState(t, mgrID, store.NodeReady, nil)
+	require.Equal(t, 1, b.events(t, mgrID, "node.recovered"))
+}
+
+func TestANodeItsPeersStillSeeIsUnreachableNotDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, fastHealth)
+	clusterID, mgrID, workerID := activeCluster(t, b)
+	otherID := b.node(t, clusterID, store.RoleWorkerNode, "10.0.0.3", "swarm-other")
+	b.report(t, workerID, nil)
+	b.report(t, otherID, nil)
+
+	// The manager keeps reporting that it sees the worker; the third node that it does not.
+	peersSay := func() {
+		b.report(t, mgrID, &agentv1.ReportRequest{ReachablePeers: []string{workerID.String()}})
+		b.report(t, otherID, &agentv1.ReportRequest{UnreachablePeers: []string{workerID.String()}})
+	}
+	b.waitState(t, workerID, store.NodeUnreachable, peersSay)
+	require.Equal(t, 1, b.events(t, workerID, "node.unreachable"))
+	require.Zero(t, b.events(t, workerID, "node.down"))
+	require.Equal(t, []uuid.UUID{otherID}, b.getNode(t, workerID).UnreachableFrom)
+
+	// Once nobody vouches for it, it is down.
+	b.waitState(t, workerID, store.NodeDown, func() {
+		b.report(t, mgrID, nil)
+		b.report(t, otherID, nil)
+	})
+	require.Equal(t, 1, b.events(t, workerID, "node.down"))
+}
+
+func TestANodeThatNeverConnectedStaysEnrolling(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	clusterID, _ := b.cluster(t, "active")
+	nodeID := b.node(t, clusterID, store.RoleWorkerNode, "10.0.0.3", "")
+	b.clock.Advance(time.Hour)
+	require.NoError(t, b.m.CheckHealth(b.ctx))
+	require.Equal(t, store.NodeEnrolling, b.getNode(t, nodeID).State)
+}
+
+func TestAlertsRespectTheCooldown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, _ := activeCluster(t, b)
+	hot := &agentv1.ReportRequest{Host: &agentv1.HostMetrics{CpuPercent: 97, MemoryUsedBytes: 95, MemoryTotalBytes: 100}}
+	b.report(t, mgrID, hot)
+	b.report(t, mgrID, hot)
+	require.Equal(t, 1, b.events(t, mgrID, "node.cpu_high"))
+	require.Equal(t, 1, b.events(t, mgrID, "node.memory_high"))
+
+	b.clock.Advance(14 * time.Minute)
+	b.report(t, mgrID, hot)
+	require.Equal(t, 1, b.events(t, mgrID, "node.cpu_high"), "within 15 minutes")
+
+	b.clock.Advance(2 * time.Minute)
+	b.report(t, mgrID, hot)
+	require.Equal(t, 2, b.events(t, mgrID, "node.cpu_high"), "after 15 minutes")
+	require.Equal(t, 2, b.events(t, mgrID, "node.memory_high"))
+
+	cool := &agentv1.ReportRequest{Host: &agentv1.HostMetrics{CpuPercent: 50, MemoryUsedBytes: 10, MemoryTotalBytes: 100}}
+	b.clock.Advance(time.Hour)
+	b.report(t, mgrID, cool)
+	require.Equal(t, 2, b.events(t, mgrID, "node.cpu_high"))
+}
+
+func TestTheCooldownHoldsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, _ := activeCluster(t, b)
+	hot := &agentv1.ReportRequest{Host: &agentv1.HostMetrics{CpuPercent: 97}}
+	b.report(t, mgrID, hot)
+	// A second manager on the same database (another replica) knows nothing in memory.
+	other := nodes.New(nodes.Options{Store: b.st, Keyring: b.keyring, Logger: discardLogger()})
+	_, err := other.Report(b.ctx, mgrID, hot)
+	require.NoError(t, err)
+	require.Equal(t, 1, b.events(t, mgrID, "node.cpu_high"))
+}
+
+func TestFlappingHealthAlertsAtMostOncePerCooldown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, _ := activeCluster(t, b)
+	for range 3 {
+		b.report(t, mgrID, nil)
+		require.NoError(t, b.m.CheckHealth(b.ctx))
+		b.clock.Advance(time.Minute)
+		require.NoError(t, b.m.CheckHealth(b.ctx))
+		require.Equal(t, store.NodeDown, b.getNode(t, mgrID).State)
+	}
+	require.Equal(t, 1, b.events(t, mgrID, "node.down"))
+	require.Equal(t, 1, b.events(t, mgrID, "node.recovered"))
+}
+
+func TestReportsAreWrittenInBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, _ := activeCluster(t, b)
+	at := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+	b.report(t, mgrID, &agentv1.ReportRequest{
+		SampledAt: timestamppb.New(at),
+		Host:      &agentv1.HostMetrics{CpuPercent: 12.5, MemoryUsedBytes: 1 << 30, MemoryTotalBytes: 4 << 30, Load1: 0.5},
+		Docker:    &agentv1.DockerState{OverlayEncryption: true, SwarmState: "active"},
+	})
+	n := b.getNode(t, mgrID)
+	require.Nil(t, n.LastSeenAt, "not written before the batch")
+
+	require.NoError(t, b.m.Flush(b.ctx))
+	n = b.getNode(t, mgrID)
+	require.NotNil(t, n.LastSeenAt)
+	require.True(t, n.OverlayEncryption)
+	last, err := nodes.DecodeReport(n.LastReport)
+	require.NoError(t, err)
+	require.Equal(t, 12.5, last.GetHost().GetCpuPercent())
+	var count int
+	var sampled time.Time
+	require.NoError(t, b.st.Pool().QueryRow(b.ctx, `SELECT count(*), max(sampled_at) FROM node_metrics WHERE node_id = $1`, mgrID).Scan(&count, &sampled))
+	require.Equal(t, 1, count)
+	require.True(t, at.Equal(sampled), "the agent's sample time: %s, stored %s", at, sampled)
+}
+
+func TestABatchSkipsANodeBusyWithALifecycleStepAndWritesItNextTime(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, workerID := activeCluster(t, b)
+	b.report(t, mgrID, nil)
+	b.report(t, workerID, nil)
+
+	tx, err := b.st.Pool().Begin(b.ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(b.ctx) //nolint:errcheck
+	_, err = tx.Exec(b.ctx, `SELECT 1 FROM nodes WHERE id = $1 FOR NO KEY UPDATE`, workerID)
+	require.NoError(t, err)
+
+	require.NoError(t, b.m.Flush(b.ctx), "does not wait for the locked row")
+	require.NotNil(t, b.getNode(t, mgrID).LastSeenAt)
+	require.Nil(t, b.getNode(t, workerID).LastSeenAt)
+
+	require.NoError(t, tx.Rollback(b.ctx))
+	require.NoError(t, b.m.Flush(b.ctx))
+	require.NotNil(t, b.getNode(t, workerID).LastSeenAt)
+}

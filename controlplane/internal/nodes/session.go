@@ -1,0 +1,356 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"skypanel/controlplane/internal/store"
+	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+)
+
+// Sender sends one message down a node's command stream (connect.ServerStream.Send).
+type Sender func(*agentv1.ConnectResponse) error
+
+// session is one live command stream of a node on this replica.
+type session struct {
+	id     uuid.UUID
+	nodeID uuid.UUID
+	// wake is signalled when the node may have new commands or may have been removed.
+	wake   chan struct{}
+	cancel context.CancelCauseFunc
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliveryPage is how many commands a session loads at a time.
+const deliveryPage = 100
+
+// Serve runs a node's command stream until ctx ends, the node opens a newer session
+// (ErrReplaced), Close ends it (ErrClosed), the node is removed (ErrNodeRemoved), the manager
+// stops (ErrStopped) or send fails. It first sends every command with a sequence above
+// afterSeq in order (or, with none, a keepalive: a response without a command), then new ones
+// as they are queued, and a keepalive whenever the stream was idle for the keepalive interval.
+//
+// Resuming after afterSeq also tells what the agent finished: open commands up to it are
+// acknowledged (with an unknown outcome: their own acknowledgements were lost). Connecting is
+// when the cluster lifecycle moves the node along: a first manager gets swarm_init, a node
+// of an active cluster swarm_join, a joined node its gossip configuration.
+func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, send Sender) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &session{id: uuid.New(), nodeID: nodeID, wake: make(chan struct{}, 1), cancel: cancel}
+	if err := m.register(s); err != nil {
+		return err
+	}
+	defer m.unregister(s)
+	logger := m.logger.With("node_id", nodeID.String(), "session_id", s.id.String())
+
+	// Other replicas close their older session of the node when they hear of this one.
+	if err := m.store.NotifyNodeCommands(ctx, nodeID, "session "+m.replica.String()); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	if err := m.connected(ctx, nodeID, afterSeq); err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return cause
+		}
+		return err
+	}
+	logger.Info("agent connected", "after_seq", afterSeq)
+
+	cursor := afterSeq
+	poll := time.NewTicker(m.opts.PollInterval)
+	defer poll.Stop()
+	keepalive := time.NewTimer(m.opts.KeepaliveInterval)
+	defer keepalive.Stop()
+	checkRemoved, first := false, true
+	for {
+		if checkRemoved {
+			n, err := m.store.NodeByID(ctx, nodeID)
+			if err == nil && n.RemovedAt != nil {
+				return ErrNodeRemoved
+			}
+		}
+		sent, err := m.deliver(ctx, nodeID, &cursor, send)
+		if err != nil {
+			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+				return cause
+			}
+			return err
+		}
+		if first && !sent {
+			// Nothing to resume: a keepalive tells the agent at once that the session is up.
+			if err := send(&agentv1.ConnectResponse{}); err != nil {
+				return fmt.Errorf("send keepalive: %w", err)
+			}
+			sent = true
+		}
+		if sent {
+			keepalive.Reset(m.opts.KeepaliveInterval)
+		}
+		checkRemoved, first = false, false
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.wake:
+			checkRemoved = true
+		case <-poll.C:
+		case <-keepalive.C:
+			if err := send(&agentv1.ConnectResponse{}); err != nil {
+				return fmt.Errorf("send keepalive: %w", err)
+			}
+			keepalive.Reset(m.opts.KeepaliveInterval)
+		}
+	}
+}
+
+// deliver sends the node's commands after *cursor, advancing it, and reports whether it sent
+// any.
+func (m *Manager) deliver(ctx context.Context, nodeID uuid.UUID, cursor *int64, send Sender) (bool, error) {
+	sent := false
+	for {
+		rows, err := m.store.NodeCommandsAfter(ctx, nodeID, *cursor, deliveryPage)
+		if err != nil {
+			return sent, fmt.Errorf("load commands: %w", err)
+		}
+		for _, row := range rows {
+			cmd, err := decodeCommand(row)
+			if err != nil {
+				return sent, err
+			}
+			if err := send(&agentv1.ConnectResponse{Command: cmd}); err != nil {
+				return sent, fmt.Errorf("send command %d: %w", row.Seq, err)
+			}
+			*cursor, sent = row.Seq, true
+		}
+		if len(rows) < deliveryPage {
+			return sent, nil
+		}
+	}
+}
+
+// register makes s the node's session on this replica, ending an older one.
+func (m *Manager) register(s *session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return ErrStopped
+	}
+	if old := m.sessions[s.nodeID]; old != nil {
+		old.cancel(ErrReplaced)
+	}
+	m.sessions[s.nodeID] = s
+	return nil
+}
+
+func (m *Manager) unregister(s *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sessions[s.nodeID] == s {
+		delete(m.sessions, s.nodeID)
+	}
+}
+
+// Close ends the node's session on this replica, if it has one (its Serve returns ErrClosed
+// at once). Removal also ends sessions on other replicas: they are notified and find the node
+// removed.
+func (m *Manager) Close(nodeID uuid.UUID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.sessions[nodeID]; s != nil {
+		s.cancel(ErrClosed)
+		delete(m.sessions, nodeID)
+	}
+}
+
+// Connected reports whether the node has a live session on this replica.
+func (m *Manager) Connected(nodeID uuid.UUID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sessions[nodeID] != nil
+}
+
+// stop ends every session and watcher and refuses new ones.
+func (m *Manager) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopped = true
+	for id, s := range m.sessions {
+		s.cancel(ErrStopped)
+		delete(m.sessions, id)
+	}
+	for clusterID, ws := range m.watchers {
+		for w := range ws {
+			close(w.c)
+		}
+		delete(m.watchers, clusterID)
+	}
+}
+
+// watcher is told when a cluster's nodes change.
+type watcher struct {
+	c chan struct{}
+}
+
+// WatchNodes returns a channel that receives when the cluster's nodes may have changed (on
+// any replica), and a function to stop watching. Signals coalesce: a receiver that falls
+// behind gets one. The channel closes when the manager stops.
+func (m *Manager) WatchNodes(clusterID uuid.UUID) (<-chan struct{}, func()) {
+	w := &watcher{c: make(chan struct{}, 1)}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		close(w.c)
+		return w.c, func() {}
+	}
+	if m.watchers[clusterID] == nil {
+		m.watchers[clusterID] = map[*watcher]struct{}{}
+	}
+	m.watchers[clusterID][w] = struct{}{}
+	return w.c, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if _, ok := m.watchers[clusterID][w]; ok {
+			delete(m.watchers[clusterID], w)
+			if len(m.watchers[clusterID]) == 0 {
+				delete(m.watchers, clusterID)
+			}
+			close(w.c)
+		}
+	}
+}
+
+func (w *watcher) poke() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+// wakeAll pokes every session and watcher: after the listener (re)connects, notifications may
+// have been missed.
+func (m *Manager) wakeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.sessions {
+		s.poke()
+	}
+	for _, ws := range m.watchers {
+		for w := range ws {
+			w.poke()
+		}
+	}
+}
+
+// onCommandsNotice handles a notification on store.NodeCommandsChannel: "<node id>" wakes
+// the node's session; "<node id> session <replica id>" says the node opened a session on that
+// replica, so one here is older and ends (a newer one here already replaced older ones here).
+func (m *Manager) onCommandsNotice(payload string) {
+	nodePart, rest, _ := strings.Cut(payload, " ")
+	nodeID, err := uuid.Parse(nodePart)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[nodeID]
+	if s == nil {
+		return
+	}
+	if replica, ok := strings.CutPrefix(rest, "session "); ok {
+		if replica != m.replica.String() {
+			s.cancel(ErrReplaced)
+			delete(m.sessions, nodeID)
+		}
+		return
+	}
+	s.poke()
+}
+
+func (m *Manager) onNodesNotice(payload string) {
+	clusterID, err := uuid.Parse(payload)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for w := range m.watchers[clusterID] {
+		w.poke()
+	}
+}
+
+// Listener reconnect backoff bounds; each wait is jittered by ±50 %.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// listenLoop keeps a LISTEN connection until ctx is done, reconnecting with jittered backoff.
+func (m *Manager) listenLoop(ctx context.Context) {
+	backoff := minBackoff
+	for {
+		connected, err := m.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff)
+		m.logger.Warn("node listener disconnected; reconnecting", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// listen holds one dedicated connection (outside the pool) that LISTENs for new commands and
+// node changes and dispatches them until it fails or ctx is done.
+func (m *Manager) listen(ctx context.Context) (connected bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, m.store.Pool().Config().ConnConfig.Copy())
+	if err != nil {
+		return false, fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	for _, ch := range []string{store.NodeCommandsChannel, store.NodeChangesChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return false, fmt.Errorf("listen: %w", err)
+		}
+	}
+	// Anything committed before LISTEN took effect was not notified: look again.
+	m.wakeAll()
+	m.readyOnce.Do(func() { close(m.ready) })
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return true, ctx.Err()
+			}
+			return true, fmt.Errorf("wait for notification: %w", err)
+		}
+		switch n.Channel {
+		case store.NodeCommandsChannel:
+			m.onCommandsNotice(n.Payload)
+		case store.NodeChangesChannel:
+			m.onNodesNotice(n.Payload)
+		}
+	}
+}
