@@ -15,7 +15,7 @@ TEST_ENV = SKYPANEL_TEST_DATABASE_URL="$$($(PG) url skypanel_test)" \
 	SKYPANEL_MAILPIT_BIN="$(CURDIR)/.data/bin/mailpit"
 
 .PHONY: help deps generate check-generate lint build run test test-race bench stop clean \
-	db db-fast tools
+	db db-fast tools web
 
 help: ## List targets (default)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -73,7 +73,16 @@ lint: web/node_modules/go.mod ## gofmt (except generated code), go vet, buf lint
 	go vet ./...
 	web/node_modules/.bin/buf lint
 
-build: ## Build the control plane, agent and installer binaries into bin/
+# The dashboard, embedded by the control plane (web/embed.go); rebuilt when its sources change.
+WEB_SRC := $(shell find web/src web/public web/scripts -type f 2>/dev/null) \
+	web/index.html web/vite.config.ts web/tsconfig.json web/package.json web/package-lock.json
+
+web: web/dist/index.html ## Build the dashboard into web/dist (embedded by `build`)
+
+web/dist/index.html: web/node_modules/go.mod $(WEB_SRC)
+	cd web && npm run build
+
+build: web ## Build the control plane, agent and installer binaries into bin/
 	@pats=(); for d in controlplane/cmd agent/cmd installer/cmd; do \
 		if [[ -d $$d ]]; then pats+=("./$$d/..."); fi; done; \
 		if (( $${#pats[@]} == 0 )); then echo "build: no commands yet" >&2; exit 0; fi; \
@@ -88,6 +97,7 @@ run: deps build ## Start Postgres and the whole stack locally (scripts/run.sh)
 
 test: check-generate db-fast tools web/node_modules/go.mod ## All checks and tests (what CI runs)
 	$(TEST_ENV) go test -count=1 ./...
+	web/e2e/run.sh
 
 test-race: check-generate db-fast tools web/node_modules/go.mod ## Tests with the race detector (slow)
 	$(TEST_ENV) go test -count=1 -race ./...
