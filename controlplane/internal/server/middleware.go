@@ -1,14 +1,18 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -162,14 +166,15 @@ func (l *errorLogger) WrapStreamingHandler(next connect.StreamingHandlerFunc) co
 
 // dashboard serves the embedded web app: files by path, long-cached when their names are
 // content-hashed (Vite's assets/), and index.html for every other path so client-side routes
-// survive a reload.
+// survive a reload. Text files go out gzipped to clients that accept it (compressed once, on
+// first request: the files are embedded and never change).
 func dashboard() http.Handler {
 	files := web.Dist()
 	index := "index.html"
 	if _, err := fs.Stat(files, index); err != nil {
 		index = "placeholder.html"
 	}
-	fileServer := http.FileServerFS(files)
+	gz := &gzipCache{files: files}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -181,12 +186,57 @@ func dashboard() http.Handler {
 				if strings.HasPrefix(p, "assets/") {
 					w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 				}
-				fileServer.ServeHTTP(w, r)
+				gz.serve(w, r, p)
 				return
 			}
 		}
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		http.ServeFileFS(w, r, files, index)
+		gz.serve(w, r, index)
 	})
+}
+
+// gzipCache serves embedded files, gzipped when that is worth it and the client accepts it.
+type gzipCache struct {
+	files fs.FS
+	mu    sync.Mutex
+	gz    map[string][]byte
+}
+
+var compressible = map[string]bool{".html": true, ".js": true, ".css": true, ".svg": true, ".json": true, ".txt": true}
+
+func (c *gzipCache) serve(w http.ResponseWriter, r *http.Request, name string) {
+	body, err := fs.ReadFile(c.files, name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	ext := path.Ext(name)
+	if ct := mime.TypeByExtension(ext); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	if compressible[ext] && len(body) > 1024 {
+		w.Header().Add("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			body = c.compressed(name, body)
+		}
+	}
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(body))
+}
+
+func (c *gzipCache) compressed(name string, body []byte) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gz == nil {
+		c.gz = map[string][]byte{}
+	}
+	if out, ok := c.gz[name]; ok {
+		return out
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(body)
+	zw.Close()
+	c.gz[name] = buf.Bytes()
+	return c.gz[name]
 }
