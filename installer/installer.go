@@ -202,6 +202,10 @@ func (in *Installer) enroll(ctx context.Context) error {
 	if in.cfg.Labels != "" {
 		args = append(args, "--labels", in.cfg.Labels)
 	}
+	if in.cfg.DockerHost != "" {
+		// The agent reports the Engine's version at enrollment: the same Engine it will run with.
+		args = append(args, "--docker-host", in.cfg.DockerHost)
+	}
 	in.say("enroll: %s enroll --agent-url %s --advertise-addr %s", in.agentBinary(), in.cfg.AgentURL, addr)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

@@ -133,6 +133,7 @@ func TestInstallEnrollsOnceKeepsTheAgentRunningAndUninstalls(t *testing.T) {
 	require.Equal(t, 1, strings.Count(string(calls), "\n"))
 	require.Contains(t, string(calls), "--agent-url https://panel.example.com:8443 --token spen.pin.secret --advertise-addr 10.77.0.11")
 	require.Contains(t, string(calls), "--labels zone=a")
+	require.Contains(t, string(calls), "--docker-host "+cfg.DockerHost)
 	first := pid()
 	require.True(t, alive(first), out)
 	t.Cleanup(func() { OSHost{}.Signal(first, 9) })

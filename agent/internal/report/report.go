@@ -29,6 +29,9 @@ const (
 	MaxInterval     = 10 * time.Minute
 )
 
+// DefaultRefusedInterval is Options.RefusedInterval's default.
+const DefaultRefusedInterval = time.Minute
+
 // Sampler samples the host.
 type Sampler interface {
 	Sample(ctx context.Context, dataRoot string) (host.Metrics, error)
@@ -64,7 +67,11 @@ type Options struct {
 	// DiskUsageEvery is how often to ask the Engine for its disk use, which can be slow
 	// (default 1 min).
 	DiskUsageEvery time.Duration
-	Logger         *slog.Logger
+	// RefusedInterval spaces reports while the control plane refuses this node (its
+	// certificate revoked, the node removed): retrying at the report interval would only
+	// add load and log lines (default 1 min).
+	RefusedInterval time.Duration
+	Logger          *slog.Logger
 	// Metrics registers the reporter's metrics; nil registers none.
 	Metrics prometheus.Registerer
 }
@@ -93,6 +100,9 @@ func New(opts Options) (*Reporter, error) {
 	if opts.DiskUsageEvery == 0 {
 		opts.DiskUsageEvery = time.Minute
 	}
+	if opts.RefusedInterval == 0 {
+		opts.RefusedInterval = DefaultRefusedInterval
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -117,14 +127,22 @@ func (r *Reporter) Interval() time.Duration {
 	return r.interval
 }
 
-// Run reports every interval until ctx ends. The first report goes out at once.
+// Run reports every interval until ctx ends. The first report goes out at once. While the
+// control plane refuses the node, it reports every RefusedInterval instead.
 func (r *Reporter) Run(ctx context.Context) error {
 	for {
+		wait := r.Interval()
 		if err := r.ReportOnce(ctx); err != nil && ctx.Err() == nil {
 			r.mReports.WithLabelValues("error").Inc()
-			r.log.Warn("report failed", "error", err)
+			if Refused(err) {
+				wait = max(wait, r.opts.RefusedInterval)
+				r.log.Error("the control plane refuses this node's reports: its certificate was revoked or the node was removed",
+					"error", err, "retry_in", wait.String())
+			} else {
+				r.log.Warn("report failed", "error", err)
+			}
 		}
-		t := time.NewTimer(r.Interval())
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -154,6 +172,16 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// Refused reports whether err is the control plane refusing this node itself, as opposed to
+// a failure worth retrying soon.
+func Refused(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied:
+		return true
+	}
+	return false
 }
 
 // Build samples everything a report holds. A part that cannot be read is left out and

@@ -1,11 +1,17 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 
 	"skypanel/agent/internal/controlplanetest"
 	"skypanel/agent/internal/docker"
@@ -81,6 +87,70 @@ func TestAStoppedEngineStillLeavesHostMetrics(t *testing.T) {
 	req := r.Build(context.Background())
 	if req.GetDocker() != nil || req.GetHost() == nil {
 		t.Fatalf("report = %v", req)
+	}
+}
+
+func TestARefusedNodeReportsSlowly(t *testing.T) {
+	cp := controlplanetest.New(t, controlplanetest.Options{})
+	id := cp.NewIdentity(t, "node-1", time.Hour)
+	client := link.New(cp.URL, id.TLSConfig())
+	defer client.Close()
+	logs := &syncBuffer{}
+	r, err := New(Options{Client: client, Sampler: &host.Sampler{}, Engine: &fakeEngine{}, Interval: 20 * time.Millisecond,
+		RefusedInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	cp.Wait("a first report", 10*time.Second, func() bool { return len(cp.Reports()) == 1 })
+	cp.Revoke("node-1")
+	// The next report is refused; after it, none comes for the refused interval.
+	refused := func() int { return strings.Count(logs.String(), "refuses this node's reports") }
+	cp.Wait("a refused report", 10*time.Second, func() bool { return refused() >= 1 })
+	// Only waiting shows that no retry comes: 15 report intervals.
+	time.Sleep(300 * time.Millisecond)
+	if n := refused(); n != 1 {
+		t.Fatalf("refused reports = %d within 15 report intervals, want 1 (retrying slowly)", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a log destination the test reads while the reporter writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRefused(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{connect.NewError(connect.CodeUnauthenticated, errors.New("this node certificate was revoked")), true},
+		{connect.NewError(connect.CodePermissionDenied, errors.New("this node was removed")), true},
+		{connect.NewError(connect.CodeUnavailable, errors.New("control plane shutting down")), false},
+		{errors.New("dial tcp: connection refused"), false},
+	} {
+		if got := Refused(tc.err); got != tc.want {
+			t.Errorf("Refused(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 

@@ -233,4 +233,3 @@ func nodeRoleName(role int16) string {
 	}
 	return "worker"
 }
-

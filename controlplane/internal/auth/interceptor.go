@@ -124,6 +124,9 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure, header string
 	return WithPrincipal(ctx, p), p, rule, nil
 }
 
+// errAuthUnavailable hides the cause (a database error) from callers; it is transient.
+var errAuthUnavailable = connect.NewError(connect.CodeUnavailable, errors.New("cannot check credentials right now; try again"))
+
 var errBadToken = connect.NewError(connect.CodeUnauthenticated, errors.New("invalid or expired token: sign in again"))
 
 func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal, error) {
@@ -141,7 +144,7 @@ func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal,
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errBadToken
 		} else if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("authenticate: %w", err))
+			return nil, errAuthUnavailable
 		}
 		return &Principal{UserID: s.UserID, Email: s.Email, PlatformAdmin: s.PlatformAdmin, SessionID: s.SessionID}, nil
 	default: // KindAPI
@@ -149,7 +152,7 @@ func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal,
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errBadToken
 		} else if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("authenticate: %w", err))
+			return nil, errAuthUnavailable
 		}
 		return &Principal{UserID: t.UserID, Email: t.Email, TokenID: t.TokenID, TokenOrgID: t.OrganizationID, TokenRole: t.Role}, nil
 	}
@@ -197,7 +200,7 @@ func (i *Interceptor) authorize(ctx context.Context, p *Principal, rule Rule, ms
 			if errors.Is(err, store.ErrNotFound) {
 				return connect.NewError(connect.CodePermissionDenied, errors.New("you are not a member of this organization"))
 			} else if err != nil {
-				return connect.NewError(connect.CodeUnavailable, fmt.Errorf("authorize: %w", err))
+				return errAuthUnavailable
 			}
 		}
 		if role < rule.Role {

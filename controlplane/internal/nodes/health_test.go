@@ -65,6 +65,19 @@ func TestASilentNodeGoesDownAfterTTLAndGraceAndRecoversOnItsNextReport(t *testin
 	require.Equal(t, 1, b.events(t, mgrID, "node.recovered"))
 }
 
+func TestWithShortTTLsHealthIsCheckedOftenEnoughToHonourThem(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *nodes.Options) {
+		o.NodeTTL, o.NodeGrace = 200*time.Millisecond, 100*time.Millisecond
+		o.HealthInterval = 0 // derived from TTL plus grace, not the 5 s default
+	})
+	_, mgrID, _ := activeCluster(t, b)
+	b.report(t, mgrID, nil)
+	start := time.Now()
+	b.waitState(t, mgrID, store.NodeDown, nil)
+	require.Less(t, time.Since(start), nodes.DefaultHealthInterval, "down long before a 5 s health pass would have seen it")
+}
+
 func TestANodeItsPeersStillSeeIsUnreachableNotDown(t *testing.T) {
 	t.Parallel()
 	b := setup(t, fastHealth)

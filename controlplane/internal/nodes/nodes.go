@@ -50,6 +50,9 @@ const (
 	MemoryHighPercent = 90
 )
 
+// minHealthInterval bounds the health interval derived from short TTLs.
+const minHealthInterval = 100 * time.Millisecond
+
 // Options configure a Manager. Zero durations take the defaults above.
 type Options struct {
 	Store   *store.Store
@@ -70,7 +73,9 @@ type Options struct {
 	// PollInterval is how often a session looks for new commands without being notified.
 	// Default 5s.
 	PollInterval time.Duration
-	// HealthInterval is how often node health is evaluated. Default 5s.
+	// HealthInterval is how often node health is evaluated. Default 5s, or a fifth of
+	// NodeTTL plus NodeGrace when that is shorter (at least 100ms), so that a silent node is
+	// marked down close to NodeTTL plus NodeGrace, not up to a whole interval later.
 	HealthInterval time.Duration
 	// FlushInterval is how often the latest reports and metric samples are written. Default 5s.
 	FlushInterval time.Duration
@@ -173,7 +178,7 @@ func New(opts Options) *Manager {
 	}
 	def(&opts.KeepaliveInterval, DefaultKeepaliveInterval)
 	def(&opts.PollInterval, DefaultPollInterval)
-	def(&opts.HealthInterval, DefaultHealthInterval)
+	def(&opts.HealthInterval, min(DefaultHealthInterval, max(minHealthInterval, (opts.NodeTTL+opts.NodeGrace)/5)))
 	def(&opts.FlushInterval, DefaultFlushInterval)
 	def(&opts.MetricsInterval, DefaultMetricsInterval)
 	def(&opts.AlertCooldown, DefaultAlertCooldown)

@@ -63,6 +63,17 @@ func TestResumingPastUnacknowledgedCommandsAcknowledgesThem(t *testing.T) {
 	require.Nil(t, rows[0].OK, "the outcome of a command acknowledged only by resuming is unknown")
 	require.NotNil(t, rows[1].AckedAt)
 	require.Nil(t, rows[2].AckedAt)
+
+	// The agent repeats its lost acknowledgement of 2 on the new stream: the outcome is
+	// recorded, once; a third repeat changes nothing.
+	require.NoError(t, b.m.Ack(b.ctx, nodeID, 2, false, "drain refused", "{}"))
+	require.NoError(t, b.m.Ack(b.ctx, nodeID, 2, true, "", "{}"))
+	rows, err = b.st.NodeCommandsAfter(b.ctx, nodeID, 0, 10)
+	require.NoError(t, err)
+	require.NotNil(t, rows[1].OK)
+	require.False(t, *rows[1].OK, "the first repeated outcome is kept")
+	require.Equal(t, "drain refused", rows[1].Error)
+	require.Nil(t, rows[0].OK, "commands without a repeated acknowledgement stay unknown")
 }
 
 func TestAckingAGivenSequenceAcknowledgesTheLowerOnes(t *testing.T) {

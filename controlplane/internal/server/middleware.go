@@ -132,9 +132,13 @@ func (l *errorLogger) log(ctx context.Context, procedure string, start time.Time
 	switch {
 	case err == nil:
 		l.logger.Info("rpc", attrs...)
-	case code == connect.CodeInternal || code == connect.CodeUnknown || code == connect.CodeUnavailable:
+	case code == connect.CodeInternal || code == connect.CodeUnknown:
 		l.logger.Error("rpc failed", append(attrs, "err", err.Error())...)
 		return connect.NewError(code, fmt.Errorf("internal error; quote request id %s when reporting it", info.ID))
+	case code == connect.CodeUnavailable:
+		// Unavailable says "try again" (a restart, a database outage); its message is ours
+		// and safe to show.
+		l.logger.Warn("rpc unavailable", append(attrs, "err", err.Error())...)
 	default:
 		l.logger.Info("rpc", append(attrs, "err", err.Error())...)
 	}

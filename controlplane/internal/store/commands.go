@@ -103,8 +103,17 @@ func (q *Queries) AckNodeCommand(ctx context.Context, nodeID uuid.UUID, seq int6
 		return c, true, nil
 	}
 	if errors.Is(err, ErrNotFound) {
-		// Acknowledged before, or never queued.
-		c, err = q.NodeCommand(ctx, nodeID, seq)
+		// Acknowledged before, or never queued. A command closed with an unknown outcome
+		// (its acknowledgement was lost and the agent resumed past it) gets the outcome the
+		// repeated acknowledgement carries; the lifecycle already moved on, so this call still
+		// reports false.
+		c, err = scanNodeCommand(q.db.QueryRow(ctx, `
+			UPDATE node_commands SET ok = $3, error = $4, output = $5
+			WHERE node_id = $1 AND seq = $2 AND acked_at IS NOT NULL AND ok IS NULL
+			RETURNING `+nodeCommandColumns, nodeID, seq, ok, errText, output))
+		if errors.Is(err, ErrNotFound) {
+			c, err = q.NodeCommand(ctx, nodeID, seq)
+		}
 	}
 	if err != nil {
 		return c, false, fmt.Errorf("ack node command: %w", err)
