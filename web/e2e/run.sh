@@ -46,6 +46,8 @@ if [[ "${E2E_SKIP_BUILD:-}" != "1" ]]; then
   (cd "$WEB" && npm run --silent build) >&2
   log "building the control plane"
   CGO_ENABLED=0 go build -o "$DATA/skypanel-controlplane" ./controlplane/cmd/skypanel-controlplane
+  log "building the simulated agent"
+  CGO_ENABLED=0 go build -o "$DATA/simagent" ./web/e2e/simagent
 fi
 [[ -x .data/bin/mailpit ]] || scripts/dev-tools.sh >&2
 
@@ -62,6 +64,7 @@ free_port() {
 CP_PORT=$(free_port)
 SMTP_PORT=$(free_port)
 MAIL_PORT=$(free_port)
+AGENT_PORT=$(free_port)
 
 PIDS=()
 cleanup() {
@@ -85,6 +88,10 @@ PIDS+=($!)
 export SKYPANEL_LISTEN="127.0.0.1:$CP_PORT"
 export SKYPANEL_PUBLIC_URL="http://127.0.0.1:$CP_PORT"
 export SKYPANEL_SMTP_ADDR="127.0.0.1:$SMTP_PORT" SKYPANEL_SMTP_TLS=none
+# The agent listener, for the simulated nodes of clusters.test.mjs (web/e2e/simagent).
+export SKYPANEL_AGENT_LISTEN="127.0.0.1:$AGENT_PORT"
+AGENT_URL="https://127.0.0.1:$AGENT_PORT"
+SIMAGENT="$DATA/simagent"
 # Secrets at rest are sealed with a master key; a fresh database gets a fresh key.
 rm -f "$DATA/master.key"
 if "$DATA/skypanel-controlplane" master-key generate --out "$DATA/master.key" >/dev/null 2>&1; then
@@ -106,10 +113,11 @@ wait_for() {
 wait_for "$SKYPANEL_PUBLIC_URL/readyz"
 wait_for "http://127.0.0.1:$MAIL_PORT/api/v1/messages"
 
-export BASE_URL="$SKYPANEL_PUBLIC_URL" MAILPIT_URL="http://127.0.0.1:$MAIL_PORT" ADMIN_EMAIL ADMIN_PASSWORD CHROMIUM
+export BASE_URL="$SKYPANEL_PUBLIC_URL" MAILPIT_URL="http://127.0.0.1:$MAIL_PORT" ADMIN_EMAIL ADMIN_PASSWORD CHROMIUM AGENT_URL SIMAGENT
 
 if [[ $SERVE == 1 ]]; then
   log "dashboard: $BASE_URL   mail: $MAILPIT_URL   admin: $ADMIN_EMAIL / $ADMIN_PASSWORD"
+  log "agent URL: $AGENT_URL   simulated node: $SIMAGENT --agent-url $AGENT_URL --token <spen.…>"
   log "Ctrl-C stops it"
   wait "${PIDS[@]}"
   exit 0

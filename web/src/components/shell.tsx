@@ -15,6 +15,7 @@ import {
   Moon,
   Plus,
   ScrollText,
+  Server,
   Settings,
   Shield,
   Sun,
@@ -105,9 +106,24 @@ function OrgSwitcher({ onNavigate }: { onNavigate: () => void }) {
   );
 }
 
-function NavLink({ href, icon, children, exact, onNavigate }: { href: string; icon: ReactNode; children: ReactNode; exact?: boolean; onNavigate: () => void }) {
+function NavLink({
+  href,
+  icon,
+  children,
+  exact,
+  also = [],
+  onNavigate,
+}: {
+  href: string;
+  icon: ReactNode;
+  children: ReactNode;
+  exact?: boolean;
+  /** also lists path prefixes under which the link counts as current too. */
+  also?: string[];
+  onNavigate: () => void;
+}) {
   const [location] = useLocation();
-  const active = exact ? location === href : location === href || location.startsWith(href + "/");
+  const active = exact ? location === href : location === href || location.startsWith(href + "/") || also.some((p) => location.startsWith(p));
   return (
     <Link
       href={href}
@@ -172,6 +188,9 @@ function SidebarContent({ onNavigate }: { onNavigate: () => void }) {
           </NavLink>
           <NavLink href="/admin/organizations" icon={<Building2 />} onNavigate={onNavigate}>
             Organizations
+          </NavLink>
+          <NavLink href="/admin/clusters" also={["/admin/nodes/"]} icon={<Server />} onNavigate={onNavigate}>
+            Clusters
           </NavLink>
           <NavLink href="/admin/activity" icon={<ScrollText />} onNavigate={onNavigate}>
             Platform activity

@@ -8,6 +8,9 @@ import { useUser } from "../../lib/api";
 const Users = lazy(() => import("./Users"));
 const Organizations = lazy(() => import("./Organizations"));
 const PlatformActivity = lazy(() => import("./PlatformActivity"));
+const Clusters = lazy(() => import("./Clusters"));
+const Cluster = lazy(() => import("./Cluster"));
+const Node = lazy(() => import("./Node"));
 const NotFound = lazy(() => import("../NotFound"));
 
 export default function AdminRoutes() {
@@ -22,6 +25,9 @@ export default function AdminRoutes() {
         <Route path="/admin/users" component={Users} />
         <Route path="/admin/organizations" component={Organizations} />
         <Route path="/admin/activity" component={PlatformActivity} />
+        <Route path="/admin/clusters" component={Clusters} />
+        <Route path="/admin/clusters/:id" component={Cluster} />
+        <Route path="/admin/nodes/:id" component={Node} />
         <Route component={NotFound} />
       </Switch>
     </Suspense>

@@ -13,7 +13,7 @@ import { formatDateTime } from "../../lib/format";
 import { useApiForm } from "../../lib/forms";
 import { useOrg } from "../../lib/org";
 import { can, roleLabel } from "../../lib/roles";
-import { CopyButton } from "./Tokens";
+import { CopyButton } from "../../components/copy";
 
 const orgs = createClient(OrganizationService, transport);
 

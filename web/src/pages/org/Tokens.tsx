@@ -1,8 +1,9 @@
 // API tokens: create (the secret is shown once), list and revoke.
 import { createClient } from "@connectrpc/connect";
 import { useQuery } from "@connectrpc/connect-query";
-import { Check, Copy, KeyRound, Plus, ShieldAlert } from "lucide-react";
+import { KeyRound, Plus, ShieldAlert } from "lucide-react";
 import { useState } from "react";
+import { CopyButton } from "../../components/copy";
 import { Confirm, Dialog } from "../../components/dialog";
 import { RoleSelect, Select } from "../../components/select";
 import { toast } from "../../components/toast";
@@ -24,41 +25,6 @@ const expiryOptions = [
   { value: "365", label: "1 year" },
   { value: "0", label: "Never" },
 ];
-
-async function copyText(text: string): Promise<boolean> {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // Clipboard API needs a secure context; fall back to a selection copy.
-    const ta = document.createElement("textarea");
-    ta.value = text;
-    ta.style.position = "fixed";
-    ta.style.opacity = "0";
-    document.body.appendChild(ta);
-    ta.select();
-    const ok = document.execCommand("copy");
-    ta.remove();
-    return ok;
-  }
-}
-
-export function CopyButton({ text, label = "Copy" }: { text: string; label?: string }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <Button
-      onClick={async () => {
-        if (await copyText(text)) {
-          setCopied(true);
-          setTimeout(() => setCopied(false), 2000);
-        } else toast.error("Couldn't copy", "Select the text and copy it yourself.");
-      }}
-      icon={copied ? <Check className="size-4 text-success" aria-hidden /> : <Copy className="size-4" aria-hidden />}
-    >
-      {copied ? "Copied" : label}
-    </Button>
-  );
-}
 
 function CreateTokenDialog({ open, onOpenChange }: { open: boolean; onOpenChange: (o: boolean) => void }) {
   const org = useOrg();
