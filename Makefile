@@ -102,8 +102,10 @@ test: check-generate db-fast tools web/node_modules/go.mod ## All checks and tes
 test-race: check-generate db-fast tools web/node_modules/go.mod ## Tests with the race detector (slow)
 	$(TEST_ENV) go test -count=1 -race ./...
 
-bench: db ## Benchmarks against the skypanel_bench database
+bench: db build ## Benchmarks against the skypanel_bench database (API; agent sessions; one real agent vs node-exporter)
 	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-bench
+	@command -v prometheus-node-exporter >/dev/null || apt-get install -y -q prometheus-node-exporter
+	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-agentbench --bin-dir bin
 
 stop: ## Stop Postgres
 	@$(PG) stop
