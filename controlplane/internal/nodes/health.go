@@ -41,6 +41,8 @@ func healthyState(n store.Node) string {
 // records which peers' gossip calls each node dead (nodes.unreachable_from), and finishes the
 // removal of nodes that went away before they could leave the swarm.
 func (m *Manager) CheckHealth(ctx context.Context) error {
+	m.healthPass.Lock()
+	defer m.healthPass.Unlock()
 	nodes, err := m.store.LiveNodes(ctx)
 	if err != nil {
 		return fmt.Errorf("check health: %w", err)

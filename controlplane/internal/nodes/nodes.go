@@ -125,6 +125,9 @@ type Manager struct {
 	readyOnce sync.Once
 	// healthNudge asks the health loop for an early pass (a silent node reported again).
 	healthNudge chan struct{}
+	// healthPass serialises health passes: two overlapping passes of one replica could
+	// otherwise write states computed from different moments (down, ready, down again).
+	healthPass sync.Mutex
 
 	mu       sync.Mutex
 	sessions map[uuid.UUID]*session
