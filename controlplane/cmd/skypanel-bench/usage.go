@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux we run on.
+const clockTicks = 100
+
+// usage is a snapshot of counters whose difference over the measured phase says where the
+// time went: CPU by whom, waits for a database connection, and time inside the handlers.
+type usage struct {
+	at time.Time
+	// CPU time in clock ticks: the whole machine busy and idle, this process (control plane
+	// and clients), and every process named postgres.
+	machineBusy, machineIdle, self, postgres int64
+	// Pool counters of the control plane's store.
+	acquires, emptyAcquires int64
+	acquireWait             time.Duration
+	maxConns                int32
+	// handler holds, by procedure, the seconds and count the server's RPC histogram summed
+	// (time in the interceptors and handler, without HTTP and encoding).
+	handler map[string][2]float64
+}
+
+func takeUsage(ctx context.Context, cp *controlPlane) usage {
+	u := usage{at: time.Now(), handler: map[string][2]float64{}}
+	u.machineBusy, u.machineIdle = machineCPU()
+	u.self = processCPU("/proc/self/stat")
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if comm, err := os.ReadFile(filepath.Join(d, "comm")); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
+			u.postgres += processCPU(filepath.Join(d, "stat"))
+		}
+	}
+	st := cp.store.Pool().Stat()
+	u.acquires, u.emptyAcquires, u.acquireWait, u.maxConns = st.AcquireCount(), st.EmptyAcquireCount(), st.EmptyAcquireWaitTime(), st.MaxConns()
+	u.handler = handlerSeconds(ctx, cp.url+"/metrics")
+	return u
+}
+
+// since is the change from an earlier snapshot.
+func (u usage) since(b usage) usage {
+	d := usage{
+		at:          b.at,
+		machineBusy: u.machineBusy - b.machineBusy, machineIdle: u.machineIdle - b.machineIdle,
+		self: u.self - b.self, postgres: u.postgres - b.postgres,
+		acquires: u.acquires - b.acquires, emptyAcquires: u.emptyAcquires - b.emptyAcquires,
+		acquireWait: u.acquireWait - b.acquireWait, maxConns: u.maxConns,
+		handler: map[string][2]float64{},
+	}
+	for proc, v := range u.handler {
+		w := b.handler[proc]
+		d.handler[proc] = [2]float64{v[0] - w[0], v[1] - w[1]}
+	}
+	return d
+}
+
+// machineCPU reads the busy and idle ticks of all CPUs from /proc/stat.
+func machineCPU() (busy, idle int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+	// already counted in user.
+	for i := 1; i < len(fields) && i <= 8; i++ {
+		v, _ := strconv.ParseInt(fields[i], 10, 64)
+		if i == 4 || i == 5 {
+			idle += v
+		} else {
+			busy += v
+		}
+	}
+	return busy, idle
+}
+
+// processCPU reads a process's user and system ticks from its stat file.
+func processCPU(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// The command name is in parentheses and may hold spaces; fields count from after it.
+	s := string(b)
+	rest := s[strings.LastIndexByte(s, ')')+1:]
+	fields := strings.Fields(rest)
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return utime + stime
+}
+
+// handlerSeconds reads skypanel_rpc_duration_seconds' sum and count by procedure from the
+// server's Prometheus endpoint.
+func handlerSeconds(ctx context.Context, url string) map[string][2]float64 {
+	out := map[string][2]float64{}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return out
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 16<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		var idx int
+		switch {
+		case strings.HasPrefix(line, "skypanel_rpc_duration_seconds_sum{"):
+			idx = 0
+		case strings.HasPrefix(line, "skypanel_rpc_duration_seconds_count{"):
+			idx = 1
+		default:
+			continue
+		}
+		_, labels, _ := strings.Cut(line, `procedure="`)
+		proc, value, ok := strings.Cut(labels, `"} `)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		e := out[proc]
+		e[idx] = v
+		out[proc] = e
+	}
+	return out
+}
