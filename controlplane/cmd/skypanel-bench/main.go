@@ -22,7 +22,8 @@ import (
 
 // Config is one benchmark run.
 type Config struct {
-	// DatabaseURL is the benchmark database, which the run wipes. Required.
+	// DatabaseURL is the benchmark database, which the run wipes; its name must contain
+	// "bench", so a wrong URL cannot wipe a real one. Required.
 	DatabaseURL string
 	// Orgs is how many organizations (and users, one owner each) to seed. Default 10000.
 	Orgs int

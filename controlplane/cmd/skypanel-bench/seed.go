@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,14 @@ var extraRoles = []store.Role{store.RoleAdmin, store.RoleMember, store.RoleViewe
 // owning one organization with three more members, cfg.Activity events, and a session for
 // each client's user.
 func seed(ctx context.Context, cfg Config, logf func(string, ...any)) (*seeded, error) {
+	// A wrong URL must not wipe a real database.
+	pgCfg, err := pgx.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("seed: parse database url: %w", err)
+	}
+	if !strings.Contains(pgCfg.Database, "bench") {
+		return nil, fmt.Errorf("seed: refusing to wipe database %q: a benchmark database's name contains \"bench\"", pgCfg.Database)
+	}
 	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL})
 	if err != nil {
 		return nil, err

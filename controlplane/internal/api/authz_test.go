@@ -47,11 +47,14 @@ import (
 // matrix counts it as admitted and hangs up.
 const authzStreamWait = 2 * time.Second
 
-// TestAuthorizationMatrix calls every RPC of the schema with callers that must be refused
-// (no credentials, bad tokens, another organization's people and tokens, too low a role) and
-// with one that must be let through, so that a refusal cannot pass for the wrong reason.
-// Requests carry nothing but organization_id: the interceptor authorizes before it validates,
-// so refused callers never reach validation, and admitted ones stop there, changing nothing.
+// TestAuthorizationMatrix calls every RPC of the schema, on the listener that serves it, with
+// callers that must be refused (no credentials, bad tokens, another organization's people and
+// tokens, too low a role, user credentials or bad certificates on node RPCs) and with one that
+// must be let through, so that a refusal cannot pass for the wrong reason. Requests carry
+// nothing but organization_id: the interceptor authorizes before it validates, so refused
+// callers never reach validation, and admitted ones mostly stop there; the few that go further
+// (leaving an organization, logging out, a node's report) act for a fresh user or the test's
+// own node.
 func TestAuthorizationMatrix(t *testing.T) {
 	f := authzSetup(t)
 	methods := authzMethods()
@@ -173,7 +176,7 @@ func TestAuthorizationSchemaIsRegistered(t *testing.T) {
 			return err
 		}
 		if _, err := protoregistry.GlobalFiles.FindFileByPath(filepath.ToSlash(rel)); err != nil {
-			t.Errorf("%s is not registered: mount its services in api.Register (or import its generated package in authz_test.go) so the authorization matrix covers it", rel)
+			t.Errorf("%s is not registered: mount its services (api.RegisterPublic or api.RegisterAgent) or import its generated package in authz_test.go so the authorization matrix covers it", rel)
 		}
 		return nil
 	})
