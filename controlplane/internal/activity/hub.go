@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,12 +27,6 @@ import (
 
 // SubscriberBuffer is how many events a subscriber may have unread before it is dropped.
 const SubscriberBuffer = 64
-
-// Reconnect backoff bounds; each wait is jittered by ±50 %.
-const (
-	minBackoff = 250 * time.Millisecond
-	maxBackoff = 30 * time.Second
-)
 
 // catchUpPage is how many missed events the hub loads at a time after a reconnect.
 const catchUpPage = 500
@@ -226,24 +219,9 @@ func (h *Hub) stop() {
 func (h *Hub) Run(ctx context.Context) {
 	defer h.stop()
 	var pos position
-	backoff := minBackoff
-	for {
-		connected, err := h.listen(ctx, &pos)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			backoff = minBackoff
-		}
-		wait := backoff/2 + rand.N(backoff)
-		h.logger.Warn("activity listener disconnected; reconnecting", "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	store.KeepListening(ctx, h.logger, "activity listener", func(ctx context.Context) (bool, error) {
+		return h.listen(ctx, &pos)
+	})
 }
 
 // listen holds one dedicated connection (outside the pool, so it never starves queries) that

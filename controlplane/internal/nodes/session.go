@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -290,32 +289,9 @@ func (m *Manager) onNodesNotice(payload string) {
 	}
 }
 
-// Listener reconnect backoff bounds; each wait is jittered by ±50 %.
-const (
-	minBackoff = 250 * time.Millisecond
-	maxBackoff = 30 * time.Second
-)
-
 // listenLoop keeps a LISTEN connection until ctx is done, reconnecting with jittered backoff.
 func (m *Manager) listenLoop(ctx context.Context) {
-	backoff := minBackoff
-	for {
-		connected, err := m.listen(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if connected {
-			backoff = minBackoff
-		}
-		wait := backoff/2 + rand.N(backoff)
-		m.logger.Warn("node listener disconnected; reconnecting", "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	store.KeepListening(ctx, m.logger, "node listener", m.listen)
 }
 
 // listen holds one dedicated connection (outside the pool) that LISTENs for new commands and
