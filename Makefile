@@ -12,7 +12,9 @@ PG := scripts/dev-postgres.sh
 GEN_PATHS := shared/gen web/src/gen shared/proto/third_party
 PROTOVALIDATE := github.com/bufbuild/protovalidate@v1.2.2
 TEST_ENV = SKYPANEL_TEST_DATABASE_URL="$$($(PG) url skypanel_test)" \
-	SKYPANEL_MAILPIT_BIN="$(CURDIR)/.data/bin/mailpit"
+	SKYPANEL_MAILPIT_BIN="$(CURDIR)/.data/bin/mailpit" \
+	SKYPANEL_PEBBLE_BIN="$(CURDIR)/.data/bin/pebble" \
+	SKYPANEL_CHALLTESTSRV_BIN="$(CURDIR)/.data/bin/pebble-challtestsrv"
 
 .PHONY: help deps generate check-generate lint build run test test-race bench stop clean \
 	db db-fast tools web
@@ -96,16 +98,20 @@ run: deps build ## Start Postgres and the whole stack locally (scripts/run.sh)
 	scripts/run.sh
 
 test: check-generate db-fast tools web/node_modules/go.mod ## All checks and tests (what CI runs)
-	$(TEST_ENV) go test -count=1 ./...
+	$(TEST_ENV) go test -count=1 -timeout 30m ./...
 	web/e2e/run.sh
 
 test-race: check-generate db-fast tools web/node_modules/go.mod ## Tests with the race detector (slow)
 	$(TEST_ENV) go test -count=1 -race ./...
 
-bench: db build ## Benchmarks against the skypanel_bench database (API; agent sessions; one real agent vs node-exporter)
+bench: db build ## Benchmarks (API; agent sessions; one real agent vs node-exporter; edge vs nginx)
 	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-bench
 	@command -v prometheus-node-exporter >/dev/null || apt-get install -y -q prometheus-node-exporter
 	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-agentbench --bin-dir bin
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -q wrk nginx-light
+	go run ./agent/cmd/skypanel-edgebench --agent bin/skypanel-agent
+	$(MAKE) --no-print-directory db-fast tools
+	$(TEST_ENV) CI=true go test -run '^$$' -bench DeployOverhead -benchtime 1x ./controlplane/internal/e2e/
 
 stop: ## Stop Postgres
 	@$(PG) stop

@@ -25,6 +25,9 @@ go_tool() {
 # SMTP server with an HTTP API to read caught mail.
 go_tool mailpit github.com/axllent/mailpit@v1.33.1
 
-# Later: pebble (ACME) here as a go_tool; chromium and docker.io via apt.
+# ACME test server (Let's Encrypt's Pebble) and its DNS/challenge test server, for custom
+# domains' certificates in the apps e2e test.
+go_tool pebble github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.1
+go_tool pebble-challtestsrv github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv@v2.10.1
 
 echo "tools ready"

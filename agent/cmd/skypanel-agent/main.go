@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"skypanel/agent/internal/docker"
+	"skypanel/agent/internal/edge"
 	"skypanel/agent/internal/enroll"
 	"skypanel/agent/internal/executor"
 	"skypanel/agent/internal/gossip"
@@ -35,6 +36,7 @@ import (
 	"skypanel/agent/internal/renew"
 	"skypanel/agent/internal/report"
 	"skypanel/agent/internal/session"
+	"skypanel/agent/internal/workloads"
 	"skypanel/shared/buildinfo"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 )
@@ -49,9 +51,13 @@ Usage:
   skypanel-agent run [flags]
       Run the agent until SIGTERM or SIGINT: the command session with the control plane,
       heartbeat reports, certificate renewal and cluster gossip.
+  skypanel-agent edge --config PATH [--http :80] [--https :443]
+      Run the HTTP(S) edge proxy until SIGTERM or SIGINT: route requests by Host to app
+      services, with the routes and certificates the agent writes to PATH (reloaded when
+      the file changes). The agent runs this inside the edge container on edge nodes.
   skypanel-agent version
       Print the version.
-  skypanel-agent help [enroll|run]
+  skypanel-agent help [enroll|run|edge]
       Print this text, or a command's flags.
 
 Every flag can also come from the environment as SKYPANEL_AGENT_<FLAG> (upper case,
@@ -78,6 +84,11 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		fmt.Fprintln(stdout, buildinfo.String())
 		return 0
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && args[1] == "edge" {
+			fs, _ := edgeFlagSet(stdout)
+			fs.Usage()
+			return 0
+		}
 		if len(args) > 1 {
 			if fs, _ := flagSet(args[1], stderr); fs != nil {
 				fs.SetOutput(stdout)
@@ -87,6 +98,8 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		}
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "edge":
+		return cliEdge(ctx, args[1:], env, stderr)
 	case "enroll", "run":
 	default:
 		fmt.Fprintf(stderr, "skypanel-agent: unknown command %q\n\n%s", args[0], usage)
@@ -137,6 +150,8 @@ type config struct {
 	gossipPort     int
 	metricsListen  string
 	logLevel       string
+	edgeHTTPPort   int
+	edgeHTTPSPort  int
 }
 
 func flagSet(cmd string, stderr io.Writer) (*flag.FlagSet, *config) {
@@ -156,6 +171,8 @@ func flagSet(cmd string, stderr io.Writer) (*flag.FlagSet, *config) {
 		fs.DurationVar(&cfg.reportInterval, "report-interval", report.DefaultInterval, "interval of the first heartbeat report; later ones follow the control plane's answer")
 		fs.IntVar(&cfg.gossipPort, "gossip-port", 0, "gossip port; 0 uses the port of the cluster's gossip configuration (7947)")
 		fs.StringVar(&cfg.metricsListen, "metrics-listen", "", "address to serve Prometheus /metrics, /healthz and /readyz on, e.g. 127.0.0.1:9470 (default off)")
+		fs.IntVar(&cfg.edgeHTTPPort, "edge-http-port", 80, "host port of the edge's HTTP listener, on edge nodes")
+		fs.IntVar(&cfg.edgeHTTPSPort, "edge-https-port", 443, "host port of the edge's HTTPS listener, on edge nodes")
 	default:
 		return nil, nil
 	}
@@ -304,8 +321,13 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err := g.Restore(); err != nil {
 		logger.Warn("gossip configuration not restored; waiting for the control plane's", "component", "gossip", "error", err)
 	}
+	exec := executor.New(eng, g, id.AdvertiseAddr())
+	// Any node can run the edge: the control plane sends edge configurations to edge-labelled
+	// nodes only.
+	exec.SetEdge(&edge.Node{Engine: eng.API(), Dir: filepath.Join(dir.Path(), "edge"),
+		HTTPPort: cfg.edgeHTTPPort, HTTPSPort: cfg.edgeHTTPSPort})
 	sess, err := session.New(session.Options{
-		Client: client, Acks: id, Executor: executor.New(eng, g, id.AdvertiseAddr()),
+		Client: client, Acks: id, Executor: exec, Logs: eng,
 		AgentVersion:      buildinfo.String(),
 		CertificateExpiry: func() time.Time { return id.Certificate().NotAfter },
 		Logger:            logger.With("component", "session"),
@@ -332,8 +354,17 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return err
 	}
 
+	wl, err := workloads.New(workloads.Options{
+		Client: client, Engine: eng, Interval: rep.Interval,
+		Logger: logger.With("component", "workloads"), Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error { return sess.Run(gctx) })
+	grp.Go(func() error { return wl.Run(gctx) })
 	grp.Go(func() error { return ren.Run(gctx) })
 	grp.Go(func() error { return rep.Run(gctx) })
 	grp.Go(func() error { g.Run(gctx); return nil })

@@ -1,6 +1,7 @@
 // Package controlplanetest holds an in-process stand-in for the control plane's agent
 // listener: a real TLS server with a throwaway platform CA, speaking the generated
-// AgentService over HTTP/2, that records what agents send and queues commands for them.
+// AgentService over HTTP/2, that records what agents send (acks, reports, workload reports,
+// log batches), queues commands for them and sends ephemeral ones on their live streams.
 // Agent tests use it so that they exercise real TLS, real Connect streams and real
 // certificates; the control plane's own tests cover the real listener.
 package controlplanetest
@@ -41,6 +42,9 @@ type Options struct {
 	ReportInterval int32
 	// OnAck, if set, runs when an Ack arrives, before it is recorded.
 	OnAck func(*agentv1.AckRequest)
+	// StopLogs, if set, decides PushLogs's answer (true: stop following) for each request,
+	// after it is recorded. Server.StopLogs stops streams by id as well.
+	StopLogs func(*agentv1.PushLogsRequest) bool
 }
 
 // Server is a fake agent listener.
@@ -59,12 +63,22 @@ type Server struct {
 	outbox    []*agentv1.Command
 	acks      []*agentv1.AckRequest
 	reports   []*agentv1.ReportRequest
+	workloads []*agentv1.ReportWorkloadsRequest
+	logs      []*agentv1.PushLogsRequest
+	stopLogs  map[string]bool
 	connects  []*agentv1.ConnectRequest
 	renewals  int
 	certs     []*x509.Certificate
 	changed   chan struct{} // closed and replaced on every change
-	streams   map[int]context.CancelFunc
+	streams   map[int]*liveStream
 	nextID    int
+}
+
+// liveStream is one open Connect stream.
+type liveStream struct {
+	cancel context.CancelFunc
+	// ephemeral carries commands sent outside the outbox (LogsFollow), seq 0.
+	ephemeral chan *agentv1.Command
 }
 
 // New starts a Server; it stops when the test ends.
@@ -79,11 +93,12 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{
 		t: t, opts: opts, CA: ca,
-		token:   pki.NewEnrollmentToken(ca.Pin()),
-		nodeID:  "node-1",
-		revoked: map[string]bool{},
-		changed: make(chan struct{}),
-		streams: map[int]context.CancelFunc{},
+		token:    pki.NewEnrollmentToken(ca.Pin()),
+		nodeID:   "node-1",
+		revoked:  map[string]bool{},
+		changed:  make(chan struct{}),
+		streams:  map[int]*liveStream{},
+		stopLogs: map[string]bool{},
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -159,10 +174,63 @@ func (s *Server) Queue(cmds ...*agentv1.Command) {
 func (s *Server) DropStreams() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for id, cancel := range s.streams {
-		cancel()
+	for id, ls := range s.streams {
+		ls.cancel()
 		delete(s.streams, id)
 	}
+}
+
+// SendEphemeral sends cmd with seq 0 on every open Connect stream, outside the outbox, as
+// the control plane sends LogsFollow: it is not stored and not resent after a reconnect.
+// It returns how many streams it went to.
+func (s *Server) SendEphemeral(cmd *agentv1.Command) int {
+	cmd.Seq = 0
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ls := range s.streams {
+		select {
+		case ls.ephemeral <- cmd:
+			n++
+		default:
+		}
+	}
+	return n
+}
+
+// OpenStreams returns how many Connect streams are open.
+func (s *Server) OpenStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.streams)
+}
+
+// StopLogs makes PushLogs answer stop for streamID from now on (the reader went away).
+func (s *Server) StopLogs(streamID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLogs[streamID] = true
+}
+
+// Workloads returns the workload reports received, in order.
+func (s *Server) Workloads() []*agentv1.ReportWorkloadsRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*agentv1.ReportWorkloadsRequest(nil), s.workloads...)
+}
+
+// Logs returns the PushLogs requests received for streamID (every stream when empty), in
+// order.
+func (s *Server) Logs(streamID string) []*agentv1.PushLogsRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*agentv1.PushLogsRequest
+	for _, r := range s.logs {
+		if streamID == "" || r.GetStreamId() == streamID {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Acks returns the acknowledgements received, in order.
@@ -315,7 +383,8 @@ func (s *Server) Connect(ctx context.Context, req *connect.Request[agentv1.Conne
 	s.connects = append(s.connects, req.Msg)
 	id := s.nextID
 	s.nextID++
-	s.streams[id] = cancel
+	ls := &liveStream{cancel: cancel, ephemeral: make(chan *agentv1.Command, 64)}
+	s.streams[id] = ls
 	s.notifyLocked()
 	s.mu.Unlock()
 	defer func() {
@@ -349,6 +418,10 @@ func (s *Server) Connect(ctx context.Context, req *connect.Request[agentv1.Conne
 		case <-ctx.Done():
 			return connect.NewError(connect.CodeUnavailable, errors.New("stream closed by the server"))
 		case <-ch:
+		case c := <-ls.ephemeral:
+			if err := stream.Send(&agentv1.ConnectResponse{Command: c}); err != nil {
+				return err
+			}
 		case <-keepalive:
 			if err := stream.Send(&agentv1.ConnectResponse{}); err != nil {
 				return err
@@ -376,6 +449,28 @@ func (s *Server) Report(_ context.Context, req *connect.Request[agentv1.ReportRe
 	s.reports = append(s.reports, req.Msg)
 	s.notifyLocked()
 	return connect.NewResponse(&agentv1.ReportResponse{IntervalSeconds: s.opts.ReportInterval}), nil
+}
+
+// ReportWorkloads implements AgentService.
+func (s *Server) ReportWorkloads(_ context.Context, req *connect.Request[agentv1.ReportWorkloadsRequest]) (*connect.Response[agentv1.ReportWorkloadsResponse], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.workloads = append(s.workloads, req.Msg)
+	s.notifyLocked()
+	return connect.NewResponse(&agentv1.ReportWorkloadsResponse{}), nil
+}
+
+// PushLogs implements AgentService.
+func (s *Server) PushLogs(_ context.Context, req *connect.Request[agentv1.PushLogsRequest]) (*connect.Response[agentv1.PushLogsResponse], error) {
+	s.mu.Lock()
+	s.logs = append(s.logs, req.Msg)
+	stop := s.stopLogs[req.Msg.GetStreamId()]
+	s.notifyLocked()
+	s.mu.Unlock()
+	if s.opts.StopLogs != nil && s.opts.StopLogs(req.Msg) {
+		stop = true
+	}
+	return connect.NewResponse(&agentv1.PushLogsResponse{Stop: stop}), nil
 }
 
 // NewIdentity writes an enrolled identity for nodeID into a fresh data directory, as

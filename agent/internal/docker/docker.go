@@ -1,7 +1,9 @@
 // Package docker holds the Docker Engine calls the agent makes, through the Engine API
 // client (never a shell): engine and swarm facts for reports, swarm init, join and leave,
-// node update and removal on a manager, and disk usage. The swarm calls are idempotent, so a
-// command the control plane repeats after a lost acknowledgement has no second effect.
+// node update and removal on a manager, disk usage, the apps' overlay networks and Swarm
+// services, their logs, and the state and resource use of their tasks. The commands' calls
+// are idempotent, so a command the control plane repeats after a lost acknowledgement has no
+// second effect.
 package docker
 
 import (
@@ -27,6 +29,10 @@ const DefaultListenAddr = "0.0.0.0:2377"
 type Engine struct {
 	cli *client.Client
 }
+
+// API is the Engine's Docker client, for packages that drive the Engine themselves (the
+// edge's container).
+func (e *Engine) API() *client.Client { return e.cli }
 
 // New returns an Engine for host (for example unix:///var/run/docker.sock); an empty host
 // means DOCKER_HOST or the platform default. The API version is negotiated, so the agent

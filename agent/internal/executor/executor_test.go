@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"skypanel/agent/internal/docker"
@@ -16,7 +18,23 @@ type fakeEngine struct {
 	leaveForce         bool
 	updated            map[string]string
 	removed            string
+	network            []any
+	applied            *agentv1.ServiceApply
+	removedService     string
 	err                error
+}
+
+func (f *fakeEngine) NetworkEnsure(_ context.Context, name string, labels map[string]string, encrypted bool) (docker.NetworkResult, error) {
+	f.network = []any{name, labels["skypanel.organization"], encrypted}
+	return docker.NetworkResult{NetworkID: "net1", Created: true}, f.err
+}
+func (f *fakeEngine) ServiceApply(_ context.Context, req *agentv1.ServiceApply) (docker.ServiceResult, error) {
+	f.applied = req
+	return docker.ServiceResult{ServiceID: "svc1", Changed: true}, f.err
+}
+func (f *fakeEngine) ServiceRemove(_ context.Context, name string) (docker.ServiceRemoveResult, error) {
+	f.removedService = name
+	return docker.ServiceRemoveResult{Removed: true}, f.err
 }
 
 func (f *fakeEngine) SwarmInit(_ context.Context, adv, _ string) (docker.SwarmTokens, error) {
@@ -105,5 +123,103 @@ func TestFailuresAndUnknownCommandsAreErrors(t *testing.T) {
 	}
 	if _, err := x.Execute(context.Background(), &agentv1.Command{Kind: &agentv1.Command_GossipConfig{GossipConfig: &agentv1.GossipConfig{}}}); err == nil {
 		t.Fatal("gossip config without gossip was accepted")
+	}
+}
+
+type fakeEdge struct {
+	versions []int64
+	err      error
+}
+
+func (f *fakeEdge) Configure(_ context.Context, cfg *agentv1.EdgeConfigure) error {
+	f.versions = append(f.versions, cfg.GetVersion())
+	return f.err
+}
+
+func TestWorkloadCommandsMapToTheEngineAndAnswerWithTheirOutputs(t *testing.T) {
+	eng := &fakeEngine{}
+	x := New(eng, nil, "")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		cmd  *agentv1.Command
+		kind string
+		want string
+	}{
+		{&agentv1.Command{Kind: &agentv1.Command_NetworkEnsure{NetworkEnsure: &agentv1.NetworkEnsure{
+			Name: "org-1", Labels: map[string]string{"skypanel.organization": "o1"}, Encrypted: true}}},
+			"network_ensure", `{"network_id":"net1","created":true}`},
+		{&agentv1.Command{Kind: &agentv1.Command_ServiceApply{ServiceApply: &agentv1.ServiceApply{ServiceName: "app-1", DeploymentId: "d1"}}},
+			"service_apply", `{"service_id":"svc1","changed":true}`},
+		{&agentv1.Command{Kind: &agentv1.Command_ServiceRemove{ServiceRemove: &agentv1.ServiceRemove{ServiceName: "app-2"}}},
+			"service_remove", `{"removed":true}`},
+	} {
+		t.Run(tc.kind+" answers with its output", func(t *testing.T) {
+			if got := Kind(tc.cmd); got != tc.kind {
+				t.Fatalf("Kind = %q, want %q", got, tc.kind)
+			}
+			out, err := x.Execute(ctx, tc.cmd)
+			if err != nil || out != tc.want {
+				t.Fatalf("Execute = %q, %v; want %q", out, err, tc.want)
+			}
+		})
+	}
+	if fmt.Sprint(eng.network) != "[org-1 o1 true]" || eng.applied.GetDeploymentId() != "d1" || eng.removedService != "app-2" {
+		t.Fatalf("engine saw network %v, apply %v, remove %q", eng.network, eng.applied, eng.removedService)
+	}
+
+	eng.err = errors.New("apply service app-1: boom")
+	if _, err := x.Execute(ctx, &agentv1.Command{Kind: &agentv1.Command_ServiceApply{ServiceApply: &agentv1.ServiceApply{}}}); err == nil {
+		t.Fatal("a failed apply was reported as success")
+	}
+}
+
+func TestEdgeConfigureNeedsAnEdgeAndIgnoresOlderVersions(t *testing.T) {
+	x := New(&fakeEngine{}, nil, "")
+	ctx := context.Background()
+	edgeCmd := func(v int64) *agentv1.Command {
+		return &agentv1.Command{Kind: &agentv1.Command_EdgeConfigure{EdgeConfigure: &agentv1.EdgeConfigure{Version: v}}}
+	}
+	if _, err := x.Execute(ctx, edgeCmd(1)); !errors.Is(err, ErrNotEdge) || !strings.Contains(err.Error(), "this node is not an edge node") {
+		t.Fatalf("edge_configure without an edge: %v", err)
+	}
+
+	edge := &fakeEdge{}
+	x.SetEdge(edge)
+	for _, tc := range []struct {
+		version int64
+		want    string
+	}{
+		{3, `{"applied":true,"version":3}`},
+		{3, `{"applied":true,"version":3}`}, // the same again (a lost ack) is applied again: it is whole
+		{2, `{"applied":false,"version":3}`},
+		{5, `{"applied":true,"version":5}`},
+	} {
+		out, err := x.Execute(ctx, edgeCmd(tc.version))
+		if err != nil || out != tc.want {
+			t.Fatalf("version %d: %q %v, want %q", tc.version, out, err, tc.want)
+		}
+	}
+	if fmt.Sprint(edge.versions) != "[3 3 5]" {
+		t.Fatalf("the edge was configured with %v, want [3 3 5]", edge.versions)
+	}
+
+	edge.err = errors.New("bad certificate")
+	if _, err := x.Execute(ctx, edgeCmd(6)); err == nil {
+		t.Fatal("an edge failure was reported as success")
+	}
+	edge.err = nil
+	if out, _ := x.Execute(ctx, edgeCmd(5)); out != `{"applied":true,"version":5}` {
+		t.Fatalf("after a failed version 6, version 5 = %q; the failed one must not count as applied", out)
+	}
+}
+
+func TestLogsFollowIsNotExecutedInSequence(t *testing.T) {
+	x := New(&fakeEngine{}, nil, "")
+	cmd := &agentv1.Command{Kind: &agentv1.Command_LogsFollow{LogsFollow: &agentv1.LogsFollow{StreamId: "s"}}}
+	if Kind(cmd) != "logs_follow" {
+		t.Fatalf("Kind = %q", Kind(cmd))
+	}
+	if _, err := x.Execute(context.Background(), cmd); err == nil {
+		t.Fatal("logs_follow was executed as a sequenced command")
 	}
 }

@@ -1,7 +1,9 @@
 // Package session holds the agent's command session with the control plane: it dials out,
 // opens the Connect stream from the last acknowledged sequence, runs commands strictly in
 // sequence order through an Executor, records each outcome durably before acknowledging it,
-// and reconnects with jittered backoff when the stream dies or goes quiet.
+// and reconnects with jittered backoff when the stream dies or goes quiet. Ephemeral
+// commands (LogsFollow, sent with seq 0) bypass the sequence: they start a log follow that
+// pushes lines with PushLogs and are never acknowledged.
 package session
 
 import (
@@ -71,6 +73,10 @@ type Options struct {
 	// CertificateExpiry, if set, returns when the client certificate expires; a stream is
 	// reopened (without backoff) a minute before the certificate it was opened with expires.
 	CertificateExpiry func() time.Time
+	// Logs reads services' logs for LogsFollow; nil answers every LogsFollow with an error.
+	Logs LogSource
+	// MaxFollows bounds the log streams followed at once (default 32); more are refused.
+	MaxFollows int
 	// Logger receives the session's log; nil discards.
 	Logger *slog.Logger
 	// Metrics registers the session's metrics; nil registers none.
@@ -91,6 +97,9 @@ type Session struct {
 	mConnects  *prometheus.CounterVec
 	mCommands  *prometheus.CounterVec
 	mLastAcked prometheus.Gauge
+	mFollows   prometheus.Gauge
+
+	follows follows
 }
 
 // New returns a Session.
@@ -110,6 +119,9 @@ func New(opts Options) (*Session, error) {
 	if opts.CommandTimeout == 0 {
 		opts.CommandTimeout = DefaultCommandTimeout
 	}
+	if opts.MaxFollows == 0 {
+		opts.MaxFollows = DefaultMaxFollows
+	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -125,9 +137,12 @@ func New(opts Options) (*Session, error) {
 			Name: "skypanel_agent_commands_total", Help: "Commands by result (ok, error, skipped)."}, []string{"result"}),
 		mLastAcked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "skypanel_agent_last_acked_seq", Help: "The highest command sequence acknowledged."}),
+		mFollows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "skypanel_agent_log_follows", Help: "Log streams being followed for the control plane."}),
+		follows: follows{active: map[string]bool{}},
 	}
 	if opts.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.mConnected, s.mConnects, s.mCommands, s.mLastAcked} {
+		for _, c := range []prometheus.Collector{s.mConnected, s.mConnects, s.mCommands, s.mLastAcked, s.mFollows} {
 			if err := opts.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("session: register metrics: %w", err)
 			}
@@ -146,8 +161,9 @@ var (
 	errStreamEnded = errors.New("the control plane ended the stream")
 )
 
-// Run keeps the session up until ctx ends.
+// Run keeps the session up until ctx ends, and returns once its log follows stopped too.
 func (s *Session) Run(ctx context.Context) error {
+	defer s.follows.wg.Wait()
 	attempt := 0
 	for {
 		start := time.Now()
@@ -271,6 +287,10 @@ func (s *Session) stream(ctx context.Context) error {
 				s.log.Info("command stream open", "after_seq", last)
 			}
 			if cmd := stream.Msg().GetCommand(); cmd != nil {
+				if cmd.GetSeq() == 0 {
+					s.ephemeral(ctx, cmd) // not sequenced: never queued, never acknowledged
+					continue
+				}
 				q.push(cmd)
 			}
 		}

@@ -250,3 +250,167 @@ func TestRetryDelays(t *testing.T) {
 		})
 	}
 }
+
+// fakeLogs is a LogSource: each stream emits lines, then waits (follow) or ends.
+type fakeLogs struct {
+	mu      sync.Mutex
+	lines   int
+	follow  bool
+	err     error
+	running map[string]bool
+	stopped map[string]bool
+}
+
+func (f *fakeLogs) ServiceLogs(ctx context.Context, req *agentv1.LogsFollow, emit func(*agentv1.AgentLogLine) error) error {
+	f.mu.Lock()
+	f.running[req.GetStreamId()] = true
+	n, follow, failWith := f.lines, f.follow, f.err
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running[req.GetStreamId()] = false
+		f.stopped[req.GetStreamId()] = true
+		f.mu.Unlock()
+	}()
+	for i := range n {
+		if err := emit(&agentv1.AgentLogLine{TaskId: "t1", Slot: int32(i%3 + 1), Stream: "stdout", Text: fmt.Sprintf("line %d", i)}); err != nil {
+			return err
+		}
+	}
+	if failWith != nil {
+		return failWith
+	}
+	if follow && req.GetFollow() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
+func (f *fakeLogs) state(id string) (running, stopped bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.running[id], f.stopped[id]
+}
+
+func newFakeLogs(lines int, follow bool) *fakeLogs {
+	return &fakeLogs{lines: lines, follow: follow, running: map[string]bool{}, stopped: map[string]bool{}}
+}
+
+func logsFollow(streamID string, follow bool) *agentv1.Command {
+	return &agentv1.Command{Id: "ephemeral-" + streamID, Kind: &agentv1.Command_LogsFollow{LogsFollow: &agentv1.LogsFollow{
+		StreamId: streamID, ServiceName: "app-1", Follow: follow}}}
+}
+
+// pushed returns the lines pushed for a stream, in order, and whether the last push said done.
+func pushed(cp *controlplanetest.Server, streamID string) (texts []string, done bool, errText string) {
+	for _, r := range cp.Logs(streamID) {
+		for _, l := range r.GetLines() {
+			texts = append(texts, l.GetText())
+		}
+		done, errText = r.GetDone(), r.GetError()
+	}
+	return texts, done, errText
+}
+
+func TestALogsFollowIsPushedInBatchesAndNeverAcknowledged(t *testing.T) {
+	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
+	src := newFakeLogs(1200, false)
+	s := run(t, b.cp, b.id, b.exe, func(o *Options) { o.Logs = src })
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	b.cp.Queue(cmds(1)...) // a sequenced command before the ephemeral one
+	b.cp.Wait("the first ack", 10*time.Second, func() bool { return len(b.cp.Acks()) == 1 })
+
+	if n := b.cp.SendEphemeral(logsFollow("s1", false)); n != 1 {
+		t.Fatalf("sent on %d streams", n)
+	}
+	b.cp.Wait("the logs to end", 10*time.Second, func() bool { _, done, _ := pushed(b.cp, "s1"); return done })
+
+	texts, _, errText := pushed(b.cp, "s1")
+	if len(texts) != 1200 || texts[0] != "line 0" || texts[1199] != "line 1199" || errText != "" {
+		t.Fatalf("pushed %d lines (first %q), error %q; want 1200 in order", len(texts), texts[0], errText)
+	}
+	for _, r := range b.cp.Logs("s1") {
+		if len(r.GetLines()) > 500 {
+			t.Fatalf("one PushLogs carried %d lines, more than 500", len(r.GetLines()))
+		}
+	}
+	if got := b.exe.Ran(); fmt.Sprint(got) != "[1]" {
+		t.Fatalf("the executor ran %v; logs_follow must not go through it", got)
+	}
+	if acks := b.cp.Acks(); len(acks) != 1 {
+		t.Fatalf("acks = %v; logs_follow must not be acknowledged", acks)
+	}
+	if last, _, _ := b.id.LastAck(); last != 1 {
+		t.Fatalf("last acked = %d, want 1: an ephemeral command is never recorded", last)
+	}
+}
+
+func TestAFollowSendsKeepalivesAndStopsWhenTheReaderGoesAway(t *testing.T) {
+	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
+	src := newFakeLogs(3, true)
+	s := run(t, b.cp, b.id, b.exe, func(o *Options) { o.Logs = src })
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	b.cp.SendEphemeral(logsFollow("s2", true))
+	b.cp.Wait("three lines", 10*time.Second, func() bool { texts, _, _ := pushed(b.cp, "s2"); return len(texts) == 3 })
+
+	// Idle: an empty PushLogs at least every 2 s lets the control plane say stop.
+	b.cp.Wait("an empty keepalive batch", 10*time.Second, func() bool {
+		reqs := b.cp.Logs("s2")
+		return len(reqs) > 1 && len(reqs[len(reqs)-1].GetLines()) == 0
+	})
+	if running, _ := src.state("s2"); !running {
+		t.Fatal("the follow stopped on its own")
+	}
+	b.cp.StopLogs("s2")
+	b.cp.Wait("the follow to stop", 10*time.Second, func() bool { _, stopped := src.state("s2"); return stopped })
+	if _, done, _ := pushed(b.cp, "s2"); done {
+		t.Fatal("a follow the control plane stopped was reported done")
+	}
+}
+
+func TestAFollowThatFailsIsReportedDoneWithTheError(t *testing.T) {
+	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
+	src := newFakeLogs(2, false)
+	src.err = errors.New("service logs app-1: no such service")
+	s := run(t, b.cp, b.id, b.exe, func(o *Options) { o.Logs = src })
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	b.cp.SendEphemeral(logsFollow("s3", false))
+	b.cp.Wait("done", 10*time.Second, func() bool { _, done, _ := pushed(b.cp, "s3"); return done })
+	texts, _, errText := pushed(b.cp, "s3")
+	if len(texts) != 2 || !strings.Contains(errText, "no such service") {
+		t.Fatalf("pushed %v with error %q", texts, errText)
+	}
+}
+
+func TestFollowsBeyondTheLimitAreRefused(t *testing.T) {
+	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
+	src := newFakeLogs(0, true)
+	s := run(t, b.cp, b.id, b.exe, func(o *Options) { o.Logs = src; o.MaxFollows = 1 })
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	b.cp.SendEphemeral(logsFollow("a", true))
+	b.cp.Wait("the first follow to run", 10*time.Second, func() bool { running, _ := src.state("a"); return running })
+	b.cp.SendEphemeral(logsFollow("a", true)) // the same stream again: ignored
+	b.cp.SendEphemeral(logsFollow("b", true))
+	b.cp.Wait("the second to be refused", 10*time.Second, func() bool { _, done, _ := pushed(b.cp, "b"); return done })
+	if _, _, errText := pushed(b.cp, "b"); !strings.Contains(errText, "limit") {
+		t.Fatalf("refusal error = %q", errText)
+	}
+	if running, _ := src.state("a"); !running {
+		t.Fatal("the first follow stopped")
+	}
+	if _, done, _ := pushed(b.cp, "a"); done {
+		t.Fatal("repeating a followed stream's command ended it")
+	}
+}
+
+func TestALogsFollowWithoutALogSourceIsAnsweredWithAnError(t *testing.T) {
+	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
+	s := run(t, b.cp, b.id, b.exe, nil)
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	b.cp.SendEphemeral(logsFollow("s4", true))
+	b.cp.Wait("done", 10*time.Second, func() bool { _, done, _ := pushed(b.cp, "s4"); return done })
+	if len(b.exe.Ran()) != 0 || len(b.cp.Acks()) != 0 {
+		t.Fatalf("ran %v, acks %v", b.exe.Ran(), b.cp.Acks())
+	}
+}

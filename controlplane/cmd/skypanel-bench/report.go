@@ -101,6 +101,13 @@ func report(w io.Writer, cfg Config, m machine, res *result) {
 		}
 		fmt.Fprintf(w, "- CPU over %.0f s: machine %s busy; this process (control plane and clients) %s, postgres %s, other %s\n",
 			secs, share(u.machineBusy), share(u.self), share(u.postgres), share(u.machineBusy-u.self-u.postgres))
+		if n := len(all); n > 0 {
+			perRequest := func(ticks int64) string {
+				return fmt.Sprintf("%.2f ms", 1000*float64(ticks)/clockTicks/float64(n))
+			}
+			fmt.Fprintf(w, "- CPU per request: %s in all (this process %s, postgres %s)\n",
+				perRequest(u.self+u.postgres), perRequest(u.self), perRequest(u.postgres))
+		}
 		if other := float64(u.machineBusy-u.self-u.postgres) / float64(total); other > 0.1 {
 			fmt.Fprintf(w, "- **warning**: other processes took %.0f%% of the CPU: these figures understate the control plane; rerun on a quiet machine\n", 100*other)
 		}

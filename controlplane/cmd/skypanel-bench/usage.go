@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -20,7 +21,8 @@ const clockTicks = 100
 type usage struct {
 	at time.Time
 	// CPU time in clock ticks: the whole machine busy and idle, this process (control plane
-	// and clients), and every process named postgres.
+	// and clients), and the processes of the Postgres server the control plane uses (not
+	// other clusters on the machine).
 	machineBusy, machineIdle, self, postgres int64
 	// Pool counters of the control plane's store.
 	acquires, emptyAcquires int64
@@ -35,12 +37,7 @@ func takeUsage(ctx context.Context, cp *controlPlane) usage {
 	u := usage{at: time.Now(), handler: map[string][2]float64{}}
 	u.machineBusy, u.machineIdle = machineCPU()
 	u.self = processCPU("/proc/self/stat")
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if comm, err := os.ReadFile(filepath.Join(d, "comm")); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
-			u.postgres += processCPU(filepath.Join(d, "stat"))
-		}
-	}
+	u.postgres = postgresCPU(ctx, cp)
 	st := cp.store.Pool().Stat()
 	u.acquires, u.emptyAcquires, u.acquireWait, u.maxConns = st.AcquireCount(), st.EmptyAcquireCount(), st.EmptyAcquireWaitTime(), st.MaxConns()
 	u.handler = handlerSeconds(ctx, cp.url+"/metrics")
@@ -62,6 +59,43 @@ func (u usage) since(b usage) usage {
 		d.handler[proc] = [2]float64{v[0] - w[0], v[1] - w[1]}
 	}
 	return d
+}
+
+// postgresCPU sums the CPU ticks of the Postgres server the control plane uses: its
+// postmaster and the postmaster's children (backends and background processes). Other
+// Postgres servers on the machine (other people's tests) count as "other".
+func postgresCPU(ctx context.Context, cp *controlPlane) int64 {
+	var backend int
+	if err := cp.store.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return 0
+	}
+	postmaster := parentPID(fmt.Sprintf("/proc/%d/stat", backend))
+	if postmaster <= 1 {
+		return 0
+	}
+	total := processCPU(fmt.Sprintf("/proc/%d/stat", postmaster))
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if parentPID(filepath.Join(d, "stat")) == postmaster {
+			total += processCPU(filepath.Join(d, "stat"))
+		}
+	}
+	return total
+}
+
+// parentPID reads a process's parent from its stat file (0 if unknown).
+func parentPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // machineCPU reads the busy and idle ticks of all CPUs from /proc/stat.

@@ -19,6 +19,7 @@ import (
 	"skypanel/controlplane/internal/activity"
 	"skypanel/controlplane/internal/auth"
 	"skypanel/controlplane/internal/ca"
+	"skypanel/controlplane/internal/deploy"
 	"skypanel/controlplane/internal/mail"
 	"skypanel/controlplane/internal/nodes"
 	"skypanel/controlplane/internal/request"
@@ -28,9 +29,12 @@ import (
 	"skypanel/shared/gen/go/skypanel/admin/v1/adminv1connect"
 	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
+	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
+	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
+	"skypanel/shared/gen/go/skypanel/plan/v1/planv1connect"
 )
 
 // Options are the dependencies of every service.
@@ -58,6 +62,8 @@ type Options struct {
 	AgentURL string
 	// NodeCertTTL is the lifetime of node certificates.
 	NodeCertTTL time.Duration
+	// Deploy places apps and carries their deployments.
+	Deploy *deploy.Deployer
 }
 
 // RegisterPublic mounts the services of the public listener on mux behind the auth interceptor.
@@ -74,6 +80,9 @@ func RegisterPublic(mux *http.ServeMux, opts Options, handlerOpts ...connect.Han
 	mux.Handle(activityv1connect.NewActivityServiceHandler(&ActivityService{opts: opts}, handlerOpts...))
 	mux.Handle(adminv1connect.NewAdminServiceHandler(&AdminService{opts: opts}, handlerOpts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&ClusterService{opts: opts}, handlerOpts...))
+	mux.Handle(planv1connect.NewPlanServiceHandler(&PlanService{opts: opts}, handlerOpts...))
+	mux.Handle(appv1connect.NewAppServiceHandler(&AppService{opts: opts}, handlerOpts...))
+	mux.Handle(domainv1connect.NewDomainServiceHandler(&DomainService{opts: opts}, handlerOpts...))
 	return nil
 }
 

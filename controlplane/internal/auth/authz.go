@@ -6,9 +6,12 @@ import (
 	"skypanel/shared/gen/go/skypanel/admin/v1/adminv1connect"
 	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
+	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
+	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
+	"skypanel/shared/gen/go/skypanel/plan/v1/planv1connect"
 )
 
 // Access is the kind of caller an RPC admits.
@@ -47,6 +50,7 @@ var (
 	platform    = Rule{Access: PlatformAdmin, SessionOnly: true}
 	node        = Rule{Access: Node}
 	orgViewer   = Rule{Access: OrgRole, Role: store.RoleViewer}
+	orgMember   = Rule{Access: OrgRole, Role: store.RoleMember}
 	orgAdmin    = Rule{Access: OrgRole, Role: store.RoleAdmin}
 	orgOwner    = Rule{Access: OrgRole, Role: store.RoleOwner, SessionOnly: true}
 	sessionOnly = func(r Rule) Rule { r.SessionOnly = true; return r }
@@ -113,11 +117,48 @@ var rules = map[string]Rule{
 	clusterv1connect.ClusterServiceGetNodeMetricsProcedure:        platform,
 
 	// The agent listener's RPCs. Enroll is authenticated by the enrollment token it carries.
-	agentv1connect.AgentServiceEnrollProcedure:  public,
-	agentv1connect.AgentServiceRenewProcedure:   node,
-	agentv1connect.AgentServiceConnectProcedure: node,
-	agentv1connect.AgentServiceAckProcedure:     node,
-	agentv1connect.AgentServiceReportProcedure:  node,
+	agentv1connect.AgentServiceEnrollProcedure:          public,
+	agentv1connect.AgentServiceRenewProcedure:           node,
+	agentv1connect.AgentServiceConnectProcedure:         node,
+	agentv1connect.AgentServiceAckProcedure:             node,
+	agentv1connect.AgentServiceReportProcedure:          node,
+	agentv1connect.AgentServiceReportWorkloadsProcedure: node,
+	agentv1connect.AgentServicePushLogsProcedure:        node,
+
+	// Plans: everyone signed in may see them; platform admins manage them.
+	planv1connect.PlanServiceListPlansProcedure:  anyCaller,
+	planv1connect.PlanServiceCreatePlanProcedure: platform,
+	planv1connect.PlanServiceUpdatePlanProcedure: platform,
+	planv1connect.PlanServiceRetirePlanProcedure: platform,
+
+	// Apps: viewers read, members deploy and operate, admins delete.
+	appv1connect.AppServiceListAppsProcedure:        orgViewer,
+	appv1connect.AppServiceGetAppProcedure:          orgViewer,
+	appv1connect.AppServiceListReleasesProcedure:    orgViewer,
+	appv1connect.AppServiceListDeploymentsProcedure: orgViewer,
+	appv1connect.AppServiceGetDeploymentProcedure:   orgViewer,
+	appv1connect.AppServiceWatchDeploymentProcedure: orgViewer,
+	appv1connect.AppServiceListReplicasProcedure:    orgViewer,
+	appv1connect.AppServiceStreamLogsProcedure:      orgViewer,
+	appv1connect.AppServiceGetAppMetricsProcedure:   orgViewer,
+	appv1connect.AppServiceParseDotenvProcedure:     orgViewer,
+	appv1connect.AppServiceExportDotenvProcedure:    orgViewer,
+	appv1connect.AppServiceCreateAppProcedure:       orgMember,
+	appv1connect.AppServiceUpdateAppProcedure:       orgMember,
+	appv1connect.AppServiceScaleAppProcedure:        orgMember,
+	appv1connect.AppServiceRestartAppProcedure:      orgMember,
+	appv1connect.AppServiceStopAppProcedure:         orgMember,
+	appv1connect.AppServiceStartAppProcedure:        orgMember,
+	appv1connect.AppServiceRedeployProcedure:        orgMember,
+	appv1connect.AppServiceRollbackProcedure:        orgMember,
+	appv1connect.AppServiceDeleteAppProcedure:       orgAdmin,
+
+	// Domains: as apps.
+	domainv1connect.DomainServiceListDomainsProcedure:      orgViewer,
+	domainv1connect.DomainServiceAddDomainProcedure:        orgMember,
+	domainv1connect.DomainServiceVerifyDomainProcedure:     orgMember,
+	domainv1connect.DomainServiceSetPrimaryDomainProcedure: orgMember,
+	domainv1connect.DomainServiceRemoveDomainProcedure:     orgMember,
 }
 
 // RuleFor returns the rule for a procedure ("/package.Service/Method").

@@ -19,6 +19,7 @@ import (
 type Lookup interface {
 	SessionByAccessToken(ctx context.Context, tokenHash []byte) (store.SessionPrincipal, error)
 	APITokenPrincipal(ctx context.Context, tokenHash []byte) (store.TokenPrincipal, error)
+	SessionMemberByAccessToken(ctx context.Context, tokenHash []byte, orgID uuid.UUID) (store.SessionMember, error)
 	MembershipRole(ctx context.Context, orgID, userID uuid.UUID) (store.Role, error)
 }
 
@@ -45,7 +46,7 @@ func (i *Interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		ctx, p, rule, err := i.authenticate(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
+		ctx, p, rule, err := i.authenticate(ctx, req.Spec().Procedure, req.Header().Get("Authorization"), req.Any())
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +70,8 @@ func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conn
 // as the handler receives it.
 func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, p, rule, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
+		// The request message comes later, so the caller's membership is looked up then.
+		ctx, p, rule, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"), nil)
 		if err != nil {
 			return err
 		}
@@ -94,7 +96,11 @@ func (c *checkedConn) Receive(msg any) error {
 	return c.check(msg)
 }
 
-func (i *Interceptor) authenticate(ctx context.Context, procedure, header string) (context.Context, *Principal, Rule, error) {
+// authenticate resolves the caller of procedure from the Authorization header. msg is the
+// request when it is already read (unary RPCs; nil for streams): for an organization-scoped
+// RPC called with an access token, the caller's role in the organization it names is then
+// read in the same query as the token, and authorize needs no second one.
+func (i *Interceptor) authenticate(ctx context.Context, procedure, header string, msg any) (context.Context, *Principal, Rule, error) {
 	rule, ok := RuleFor(procedure)
 	if !ok {
 		// Deny by default: an RPC nobody classified is served to nobody.
@@ -117,7 +123,11 @@ func (i *Interceptor) authenticate(ctx context.Context, procedure, header string
 	if !hasBearer || secret == "" {
 		return ctx, nil, rule, connect.NewError(connect.CodeUnauthenticated, errors.New("sign in first: missing `Authorization: Bearer` token"))
 	}
-	p, err := i.principal(ctx, strings.TrimSpace(secret))
+	var org uuid.UUID
+	if rule.Access == OrgRole {
+		org = requestedOrg(msg)
+	}
+	p, err := i.principal(ctx, strings.TrimSpace(secret), org)
 	if err != nil {
 		return ctx, nil, rule, err
 	}
@@ -129,7 +139,23 @@ var errAuthUnavailable = connect.NewError(connect.CodeUnavailable, errors.New("c
 
 var errBadToken = connect.NewError(connect.CodeUnauthenticated, errors.New("invalid or expired token: sign in again"))
 
-func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal, error) {
+// requestedOrg is the organization an organization-scoped request names, or uuid.Nil when
+// msg is nil or names none that parses (authorize then says what is wrong).
+func requestedOrg(msg any) uuid.UUID {
+	scoped, ok := msg.(orgScoped)
+	if !ok {
+		return uuid.Nil
+	}
+	id, err := uuid.Parse(scoped.GetOrganizationId())
+	if err != nil {
+		return uuid.Nil
+	}
+	return id
+}
+
+// principal resolves a bearer secret. For an access token and a non-nil org it also reads the
+// user's role in org, which authorize then uses instead of asking again.
+func (i *Interceptor) principal(ctx context.Context, secret string, org uuid.UUID) (*Principal, error) {
 	kind, ok := BearerKind(secret)
 	if !ok {
 		return nil, errBadToken
@@ -140,13 +166,24 @@ func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal,
 	}
 	switch kind {
 	case KindAccess:
+		if org != uuid.Nil {
+			s, err := i.lookup.SessionMemberByAccessToken(ctx, hash, org)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, errBadToken
+			} else if err != nil {
+				return nil, errAuthUnavailable
+			}
+			p := sessionPrincipal(s.SessionPrincipal)
+			p.membership = &membership{orgID: org, role: s.Role}
+			return p, nil
+		}
 		s, err := i.lookup.SessionByAccessToken(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errBadToken
 		} else if err != nil {
 			return nil, errAuthUnavailable
 		}
-		return &Principal{UserID: s.UserID, Email: s.Email, PlatformAdmin: s.PlatformAdmin, SessionID: s.SessionID}, nil
+		return sessionPrincipal(s), nil
 	default: // KindAPI
 		t, err := i.lookup.APITokenPrincipal(ctx, hash)
 		if errors.Is(err, store.ErrNotFound) {
@@ -156,6 +193,10 @@ func (i *Interceptor) principal(ctx context.Context, secret string) (*Principal,
 		}
 		return &Principal{UserID: t.UserID, Email: t.Email, TokenID: t.TokenID, TokenOrgID: t.OrganizationID, TokenRole: t.Role}, nil
 	}
+}
+
+func sessionPrincipal(s store.SessionPrincipal) *Principal {
+	return &Principal{UserID: s.UserID, Email: s.Email, PlatformAdmin: s.PlatformAdmin, SessionID: s.SessionID}
 }
 
 // orgScoped is implemented by every request of an OrgRole RPC.
@@ -196,7 +237,7 @@ func (i *Interceptor) authorize(ctx context.Context, p *Principal, rule Rule, ms
 			}
 			role = p.TokenRole
 		} else {
-			role, err = i.lookup.MembershipRole(ctx, orgID, p.UserID)
+			role, err = i.membershipRole(ctx, p, orgID)
 			if errors.Is(err, store.ErrNotFound) {
 				return connect.NewError(connect.CodePermissionDenied, errors.New("you are not a member of this organization"))
 			} else if err != nil {
@@ -210,6 +251,18 @@ func (i *Interceptor) authorize(ctx context.Context, p *Principal, rule Rule, ms
 		return nil
 	}
 	return connect.NewError(connect.CodeInternal, errors.New("unknown access rule"))
+}
+
+// membershipRole is the session caller's role in orgID: the one read with the token when it
+// was for this organization, else asked of the store. ErrNotFound for a non-member.
+func (i *Interceptor) membershipRole(ctx context.Context, p *Principal, orgID uuid.UUID) (store.Role, error) {
+	if m := p.membership; m != nil && m.orgID == orgID {
+		if m.role == 0 {
+			return 0, store.ErrNotFound
+		}
+		return m.role, nil
+	}
+	return i.lookup.MembershipRole(ctx, orgID, p.UserID)
 }
 
 func (i *Interceptor) validate(msg any) error {

@@ -28,6 +28,17 @@ type Principal struct {
 	// organization named in the request and the caller's (checked) role in it.
 	OrgID   uuid.UUID
 	OrgRole store.Role
+
+	// membership is the user's role in one organization, read together with the access
+	// token (nil when it was not).
+	membership *membership
+}
+
+// membership is a session user's role in an organization as the interceptor read it; a zero
+// role means not a member.
+type membership struct {
+	orgID uuid.UUID
+	role  store.Role
 }
 
 // IsAPIToken reports whether the caller authenticated with an API token.

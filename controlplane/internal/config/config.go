@@ -63,6 +63,14 @@ type Config struct {
 	NodeGrace time.Duration
 	// ReportInterval is how often agents report. Default 10s.
 	ReportInterval time.Duration
+	// AppsDomain is the parent of apps' default hostnames.
+	AppsDomain string
+	// DeployStepTimeout bounds each step of a deployment.
+	DeployStepTimeout time.Duration
+	// ACMEDirectory, ACMEEmail and ACMECAFile configure certificates for custom domains.
+	ACMEDirectory, ACMEEmail, ACMECAFile string
+	// DNSResolver is the DNS server domain ownership checks ask.
+	DNSResolver string
 	// DownloadsDir holds the agent and installer binaries setup-worker downloads. Default bin.
 	DownloadsDir string
 
@@ -108,6 +116,12 @@ func Flags(fs *flag.FlagSet) *Config {
 	dur(&c.NodeTTL, "node-ttl", 30*time.Second, "a node with no report for node-ttl plus node-grace is down")
 	dur(&c.NodeGrace, "node-grace", 15*time.Second, "grace after node-ttl before a node is marked down")
 	dur(&c.ReportInterval, "report-interval", 10*time.Second, "how often agents report")
+	str(&c.AppsDomain, "apps-domain", "apps.localhost", "parent domain of apps' default hostnames: <app>-<org>.APPS-DOMAIN")
+	str(&c.ACMEDirectory, "acme-directory", "", "ACME directory URL for custom domains' certificates; empty: no certificates")
+	str(&c.ACMEEmail, "acme-email", "", "contact email of the ACME account")
+	str(&c.ACMECAFile, "acme-ca-file", "", "PEM file of the CA to trust for the ACME directory's HTTPS (empty: the system's)")
+	str(&c.DNSResolver, "dns-resolver", "", "host:port of the DNS server for domain ownership checks (empty: the system's)")
+	dur(&c.DeployStepTimeout, "deploy-step-timeout", 5*time.Minute, "how long a deployment waits in one step (replicas healthy, a manager answering) before it fails")
 	str(&c.DownloadsDir, "downloads-dir", "bin", "directory with the agent and installer binaries that setup-worker downloads")
 	str(&c.Mail.Addr, "smtp-addr", "", "SMTP server host:port; empty logs mail instead of sending it")
 	str(&c.Mail.Username, "smtp-username", "", "SMTP username (PLAIN auth when set)")

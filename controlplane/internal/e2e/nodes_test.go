@@ -113,7 +113,7 @@ func TestThreeNodesFormASwarmServeAcrossNodesAndLeaveNothingBehind(t *testing.T)
 
 // requireNothingLeft checks what nodes.sh down promises: no namespace, link, directory,
 // mount or live process of any node.
-func requireNothingLeft(t *testing.T) {
+func requireNothingLeft(t testing.TB) {
 	t.Helper()
 	netns, _ := filepath.Glob("/var/run/netns/skpn*")
 	require.Empty(t, netns, "network namespaces")
@@ -141,7 +141,7 @@ func requireNothingLeft(t *testing.T) {
 
 // whoamiBinary builds testdata/whoami statically: images here are one static binary, as no
 // registry is reachable.
-func whoamiBinary(t *testing.T) []byte {
+func whoamiBinary(t testing.TB) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "whoami")
 	cmd := exec.Command("go", "build", "-o", out, "./testdata/whoami")
@@ -154,7 +154,7 @@ func whoamiBinary(t *testing.T) []byte {
 }
 
 // imageOf returns a tarball of one file, /whoami, for `docker import`.
-func imageOf(t *testing.T, bin []byte) []byte {
+func imageOf(t testing.TB, bin []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -166,7 +166,7 @@ func imageOf(t *testing.T, bin []byte) []byte {
 }
 
 // eventually polls cond until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()

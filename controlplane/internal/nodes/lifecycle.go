@@ -50,8 +50,41 @@ type swarmJoinOutput struct {
 
 // connected moves a node along its lifecycle when its session starts: it takes the agent's
 // word that it finished every command up to afterSeq, then queues what the node needs next.
+// Other replicas hear of the new session and close an older one of the node.
+//
+// Most connects change nothing (a worker waiting for its cluster's swarm, say): one query
+// tells so, and the node's and cluster's rows are left unlocked, so that many agents
+// connecting at once (after a control-plane restart) do not queue behind one another.
 func (m *Manager) connected(ctx context.Context, nodeID uuid.UUID, afterSeq int64) error {
 	m.touch(nodeID, uuid.Nil)
+	f, err := m.store.NodeConnectFacts(ctx, nodeID, afterSeq)
+	if err != nil {
+		return fmt.Errorf("load node: %w", err)
+	}
+	if f.Removed {
+		return ErrNodeRemoved
+	}
+	m.touch(nodeID, f.ClusterID)
+	if err := m.announceSession(ctx, nodeID); err != nil {
+		return fmt.Errorf("announce session: %w", err)
+	}
+	if !f.OpenThrough && nothingToReconcile(f) {
+		return nil
+	}
+	return m.connectedLocked(ctx, nodeID, afterSeq)
+}
+
+// nothingToReconcile reports whether reconcile would do nothing for a node in this state: a
+// node being removed, or a worker outside the swarm of a cluster that is not active. (When the
+// cluster becomes active, its activation queues swarm_join for every enrolled node outside
+// the swarm, this one included, under the cluster's lock.)
+func nothingToReconcile(f store.NodeConnectFacts) bool {
+	return f.Removing || (!f.Joined && f.Role != store.RoleManagerNode && f.ClusterState != "active")
+}
+
+// connectedLocked is connected for a node whose connect may change something: the
+// acknowledgements and the next steps are decided with the node's row locked.
+func (m *Manager) connectedLocked(ctx context.Context, nodeID uuid.UUID, afterSeq int64) error {
 	var closeNodes []uuid.UUID
 	err := m.store.InTx(ctx, func(q *store.Queries) error {
 		closeNodes = nil
@@ -62,7 +95,6 @@ func (m *Manager) connected(ctx context.Context, nodeID uuid.UUID, afterSeq int6
 		if n.RemovedAt != nil {
 			return ErrNodeRemoved
 		}
-		m.touch(nodeID, n.ClusterID)
 		if afterSeq > 0 {
 			done, err := q.AckNodeCommandsThrough(ctx, nodeID, afterSeq)
 			if err != nil {

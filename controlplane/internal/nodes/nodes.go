@@ -70,8 +70,9 @@ type Options struct {
 	// KeepaliveInterval is how long a session may be idle before it sends a keepalive.
 	// Default 15s (agents drop a stream silent for 45s).
 	KeepaliveInterval time.Duration
-	// PollInterval is how often a session looks for new commands without being notified.
-	// Default 5s.
+	// PollInterval is how often the manager looks for commands its sessions were not notified
+	// of (one query for all of them), and rechecks the node certificates it remembers as
+	// good. Default 5s.
 	PollInterval time.Duration
 	// HealthInterval is how often node health is evaluated. Default 5s, or a fifth of
 	// NodeTTL plus NodeGrace when that is shorter (at least 100ms), so that a silent node is
@@ -140,6 +141,10 @@ type Manager struct {
 	samples []store.NodeMetricSample
 	// alerted remembers, by node and alert, when it last fired (or was found to have fired).
 	alerted map[alertKey]time.Time
+	// standing remembers node certificates found good (see standingCache).
+	standing *standingCache
+	// announced are new sessions not yet announced to other replicas.
+	announced *announcements
 	// states is each node's state as the last health pass left it.
 	states map[uuid.UUID]string
 	// rolledUntil is where the last metric rollup ended (zero before the first).
@@ -202,6 +207,8 @@ func New(opts Options) *Manager {
 		pending:     map[uuid.UUID]store.NodeReportWrite{},
 		alerted:     map[alertKey]time.Time{},
 		states:      map[uuid.UUID]string{},
+		standing:    newStandingCache(),
+		announced:   newAnnouncements(),
 	}
 }
 
@@ -217,7 +224,7 @@ func (m *Manager) ReportInterval() time.Duration { return m.opts.ReportInterval 
 // has ended (with ErrStopped) and the pending reports are written.
 func (m *Manager) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	loops := []func(context.Context){m.listenLoop, m.healthLoop, m.flushLoop, m.metricsLoop}
+	loops := []func(context.Context){m.listenLoop, m.announceLoop, m.pollLoop, m.healthLoop, m.flushLoop, m.metricsLoop}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()

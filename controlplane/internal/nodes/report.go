@@ -59,14 +59,15 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 	}
 	m.mu.Unlock()
 	if clusterID == uuid.Nil {
-		n, err := m.store.NodeByID(ctx, nodeID)
+		// Not heard from on this replica yet (its session may still be starting).
+		id, removed, err := m.store.NodeCluster(ctx, nodeID)
 		if err != nil {
 			return nil, fmt.Errorf("report: load node: %w", err)
 		}
-		if n.RemovedAt != nil {
+		if removed {
 			return nil, ErrNodeRemoved
 		}
-		clusterID = n.ClusterID
+		clusterID = id
 	}
 	raw, err := reportJSON.Marshal(r)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,8 +23,13 @@ type session struct {
 	id     uuid.UUID
 	nodeID uuid.UUID
 	// wake is signalled when the node may have new commands or may have been removed.
-	wake   chan struct{}
-	cancel context.CancelCauseFunc
+	wake chan struct{}
+	// ephemeral carries commands that are not stored nor acknowledged (log follows).
+	ephemeral chan *agentv1.Command
+	cancel    context.CancelCauseFunc
+	// delivered is the sequence of the last command sent (or the one the agent resumed
+	// after): the manager's poll looks for commands above it.
+	delivered atomic.Int64
 }
 
 func (s *session) poke() {
@@ -49,17 +55,15 @@ const deliveryPage = 100
 func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, send Sender) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	s := &session{id: uuid.New(), nodeID: nodeID, wake: make(chan struct{}, 1), cancel: cancel}
+	s := &session{id: uuid.New(), nodeID: nodeID, wake: make(chan struct{}, 1),
+		ephemeral: make(chan *agentv1.Command, ephemeralBuffer), cancel: cancel}
 	if err := m.register(s); err != nil {
 		return err
 	}
 	defer m.unregister(s)
 	logger := m.logger.With("node_id", nodeID.String(), "session_id", s.id.String())
+	s.delivered.Store(afterSeq)
 
-	// Other replicas close their older session of the node when they hear of this one.
-	if err := m.store.NotifyNodeCommands(ctx, nodeID, "session "+m.replica.String()); err != nil {
-		return fmt.Errorf("start session: %w", err)
-	}
 	if err := m.connected(ctx, nodeID, afterSeq); err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 			return cause
@@ -68,9 +72,9 @@ func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, s
 	}
 	logger.Info("agent connected", "after_seq", afterSeq)
 
+	// Commands are found when a notification wakes the session, or when the manager's poll
+	// (one query for every session of this replica) finds some a notification missed.
 	cursor := afterSeq
-	poll := time.NewTicker(m.opts.PollInterval)
-	defer poll.Stop()
 	keepalive := time.NewTimer(m.opts.KeepaliveInterval)
 	defer keepalive.Stop()
 	checkRemoved, first := false, true
@@ -82,6 +86,7 @@ func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, s
 			}
 		}
 		sent, err := m.deliver(ctx, nodeID, &cursor, send)
+		s.delivered.Store(cursor)
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 				return cause
@@ -104,7 +109,11 @@ func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, s
 			return context.Cause(ctx)
 		case <-s.wake:
 			checkRemoved = true
-		case <-poll.C:
+		case cmd := <-s.ephemeral:
+			if err := send(&agentv1.ConnectResponse{Command: cmd}); err != nil {
+				return fmt.Errorf("send ephemeral command: %w", err)
+			}
+			keepalive.Reset(m.opts.KeepaliveInterval)
 		case <-keepalive.C:
 			if err := send(&agentv1.ConnectResponse{}); err != nil {
 				return fmt.Errorf("send keepalive: %w", err)
@@ -165,11 +174,72 @@ func (m *Manager) unregister(s *session) {
 // at once). Removal also ends sessions on other replicas: they are notified and find the node
 // removed.
 func (m *Manager) Close(nodeID uuid.UUID) {
+	m.standing.forgetNode(nodeID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if s := m.sessions[nodeID]; s != nil {
 		s.cancel(ErrClosed)
 		delete(m.sessions, nodeID)
+	}
+}
+
+// pollLoop looks, every poll interval, for what notifications may have missed: commands for
+// this replica's sessions, and certificates remembered as good that are no longer.
+func (m *Manager) pollLoop(ctx context.Context) {
+	every(ctx, m.opts.PollInterval, nil, func(ctx context.Context) {
+		if err := m.pollSessions(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Warn("poll for node commands", "err", err)
+		}
+		if err := m.recheckStandings(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Warn("recheck node certificates", "err", err)
+		}
+	})
+}
+
+// pollSessions wakes every session of this replica whose node has commands above the last one
+// it delivered, in one query.
+func (m *Manager) pollSessions(ctx context.Context) error {
+	m.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(m.sessions))
+	after := make([]int64, 0, len(m.sessions))
+	for id, s := range m.sessions {
+		ids = append(ids, id)
+		after = append(after, s.delivered.Load())
+	}
+	m.mu.Unlock()
+	pending, err := m.store.NodesWithCommandsAfter(ctx, ids, after)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range pending {
+		if s := m.sessions[id]; s != nil {
+			s.poke()
+		}
+	}
+	return nil
+}
+
+// ephemeralBuffer is how many ephemeral commands may wait for a session's stream.
+const ephemeralBuffer = 16
+
+// SendEphemeral sends a command on the node's live session on this replica, without storing
+// it: it has sequence 0 and is never acknowledged (a log follow, whose answer comes back on
+// its own RPC). It reports false when the node has no session here or its queue is full.
+func (m *Manager) SendEphemeral(nodeID uuid.UUID, cmd *agentv1.Command) bool {
+	m.mu.Lock()
+	s := m.sessions[nodeID]
+	m.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	cmd.Seq = 0
+	select {
+	case s.ephemeral <- cmd:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -306,12 +376,15 @@ func (m *Manager) listen(ctx context.Context) (connected bool, err error) {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	for _, ch := range []string{store.NodeCommandsChannel, store.NodeChangesChannel} {
+	for _, ch := range []string{store.NodeCommandsChannel, store.NodeChangesChannel, store.NodeStandingChannel} {
 		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
 			return false, fmt.Errorf("listen: %w", err)
 		}
 	}
-	// Anything committed before LISTEN took effect was not notified: look again.
+	// Anything committed before LISTEN took effect was not notified: look again, and trust
+	// remembered certificate standings only while notifications can reach them.
+	m.standing.setLive(true)
+	defer m.standing.setLive(false)
 	m.wakeAll()
 	m.readyOnce.Do(func() { close(m.ready) })
 	for {
@@ -327,6 +400,10 @@ func (m *Manager) listen(ctx context.Context) (connected bool, err error) {
 			m.onCommandsNotice(n.Payload)
 		case store.NodeChangesChannel:
 			m.onNodesNotice(n.Payload)
+		case store.NodeStandingChannel:
+			if nodeID, err := uuid.Parse(n.Payload); err == nil {
+				m.standing.forgetNode(nodeID)
+			}
 		}
 	}
 }

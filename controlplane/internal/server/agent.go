@@ -10,6 +10,7 @@ import (
 	"skypanel/controlplane/internal/auth"
 	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/store"
+	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/pki"
 )
 
@@ -22,7 +23,12 @@ type standingLookup interface {
 // the platform CA, and checks on every request that the certificate is not revoked and its
 // node not removed. Requests without a certificate pass on without an identity: only Enroll
 // admits them (the authorization table says so).
-func nodeIdentity(next http.Handler, st standingLookup) http.Handler {
+//
+// Heartbeats (Report), which every agent sends every few seconds and which carry nothing but
+// metrics, are checked against cached, which remembers good standings until a revocation's
+// notification drops them (within milliseconds, on every replica); every other RPC (Connect,
+// Ack, Renew, ...) is checked against fresh, the database itself.
+func nodeIdentity(next http.Handler, fresh, cached standingLookup) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
 			next.ServeHTTP(w, r)
@@ -37,7 +43,11 @@ func nodeIdentity(next http.Handler, st standingLookup) http.Handler {
 			return
 		}
 		serial := ca.Serial(leaf)
-		standing, err := st.CertificateStanding(ctx, serial)
+		lookup := fresh
+		if r.URL.Path == agentv1connect.AgentServiceReportProcedure {
+			lookup = cached
+		}
+		standing, err := lookup.CertificateStanding(ctx, serial)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			ctx = auth.WithNodeRefusal(ctx, "this node certificate was not issued by this control plane")

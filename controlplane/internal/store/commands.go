@@ -85,6 +85,37 @@ func (q *Queries) NodeCommandsAfter(ctx context.Context, nodeID uuid.UUID, after
 	return out, mapErr(rows.Err())
 }
 
+// NodesWithCommandsAfter returns those of the nodes that have a command with a sequence above
+// the one given for them (afterSeqs[i] for nodeIDs[i]): one query for every session of a
+// replica, to find what notifications may have missed.
+func (q *Queries) NodesWithCommandsAfter(ctx context.Context, nodeIDs []uuid.UUID, afterSeqs []int64) ([]uuid.UUID, error) {
+	if len(nodeIDs) != len(afterSeqs) {
+		return nil, errors.New("nodes with commands after: one sequence per node is needed")
+	}
+	if len(nodeIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := q.db.Query(ctx, `
+		SELECT u.id FROM unnest($1::uuid[], $2::bigint[]) AS u(id, after)
+		WHERE EXISTS (SELECT 1 FROM node_commands c WHERE c.node_id = u.id AND c.seq > u.after)`, nodeIDs, afterSeqs)
+	if err != nil {
+		return nil, fmt.Errorf("nodes with commands after: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("nodes with commands after: %w", mapErr(err))
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("nodes with commands after: %w", mapErr(err))
+	}
+	return out, nil
+}
+
 // NodeCommand returns one command of a node.
 func (q *Queries) NodeCommand(ctx context.Context, nodeID uuid.UUID, seq int64) (NodeCommand, error) {
 	return scanNodeCommand(q.db.QueryRow(ctx, `SELECT `+nodeCommandColumns+` FROM node_commands
@@ -194,6 +225,21 @@ func (q *Queries) OpenNodeCommandsOlderThan(ctx context.Context, kind string, be
 		out = append(out, c)
 	}
 	return out, mapErr(rows.Err())
+}
+
+// NotifyNodeCommandsMany sends NotifyNodeCommands' notification for each of the nodes, with
+// the same payload, in one statement (and so, outside a transaction, one commit).
+func (q *Queries) NotifyNodeCommandsMany(ctx context.Context, nodeIDs []uuid.UUID, payload string) error {
+	if len(nodeIDs) == 0 {
+		return nil
+	}
+	suffix := ""
+	if payload != "" {
+		suffix = " " + payload
+	}
+	_, err := q.db.Exec(ctx, `SELECT pg_notify($1, id::text || $2) FROM unnest($3::uuid[]) AS id`,
+		NodeCommandsChannel, suffix, nodeIDs)
+	return mapErr(err)
 }
 
 // NotifyNodeCommands wakes the sessions of a node on every replica, with payload appended

@@ -109,6 +109,41 @@ func (q *Queries) NodeByID(ctx context.Context, id uuid.UUID) (Node, error) {
 	return scanNode(q.db.QueryRow(ctx, `SELECT `+nodeColumns+` FROM nodes n WHERE n.id = $1`, id))
 }
 
+// NodeCluster returns the cluster of a node and whether the node was removed: the little a
+// heartbeat needs, without the node's whole row.
+func (q *Queries) NodeCluster(ctx context.Context, id uuid.UUID) (clusterID uuid.UUID, removed bool, err error) {
+	err = q.db.QueryRow(ctx, `SELECT cluster_id, removed_at IS NOT NULL FROM nodes WHERE id = $1`, id).Scan(&clusterID, &removed)
+	return clusterID, removed, mapErr(err)
+}
+
+// NodeConnectFacts is what a node's new session needs to tell whether connecting changes
+// anything, read without locking.
+type NodeConnectFacts struct {
+	ClusterID uuid.UUID
+	// ClusterState is the cluster's swarm state: pending, initializing, active or error.
+	ClusterState string
+	Role         int16
+	Joined       bool
+	Removing     bool
+	Removed      bool
+	// OpenThrough says whether the node has unacknowledged commands up to the sequence asked
+	// about.
+	OpenThrough bool
+}
+
+// NodeConnectFacts reads a node's NodeConnectFacts in one query; afterSeq is the sequence its
+// agent resumes after.
+func (q *Queries) NodeConnectFacts(ctx context.Context, id uuid.UUID, afterSeq int64) (NodeConnectFacts, error) {
+	var f NodeConnectFacts
+	err := q.db.QueryRow(ctx, `
+		SELECT n.cluster_id, c.state, n.role, n.swarm_node_id <> '', n.state = 'removing', n.removed_at IS NOT NULL,
+			EXISTS (SELECT 1 FROM node_commands x WHERE x.node_id = n.id AND x.seq <= $2 AND x.acked_at IS NULL)
+		FROM nodes n JOIN clusters c ON c.id = n.cluster_id
+		WHERE n.id = $1`, id, afterSeq).
+		Scan(&f.ClusterID, &f.ClusterState, &f.Role, &f.Joined, &f.Removing, &f.Removed, &f.OpenThrough)
+	return f, mapErr(err)
+}
+
 // LockNode returns a node and locks its row until the transaction ends, so lifecycle steps on
 // one node happen one after another.
 func (q *Queries) LockNode(ctx context.Context, id uuid.UUID) (Node, error) {
@@ -177,10 +212,15 @@ func (q *Queries) SetNodeLabels(ctx context.Context, id uuid.UUID, labels map[st
 }
 
 // MarkNodeRemoved ends a node's life: state removed, removed_at now, its swarm identity gone.
+// It announces on NodeStandingChannel that the node's certificates are no longer good (on
+// commit inside a transaction).
 func (q *Queries) MarkNodeRemoved(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, `UPDATE nodes SET state = 'removed', removed_at = now(), unreachable_from = '{}'
 		WHERE id = $1 AND removed_at IS NULL`, id)
-	return mapErr(err)
+	if err != nil {
+		return mapErr(err)
+	}
+	return q.notifyNodeStanding(ctx, id)
 }
 
 // SetNodeUnreachableFrom records which peers' gossip says the node is dead.

@@ -66,6 +66,37 @@ func (q *Queries) SessionByAccessToken(ctx context.Context, tokenHash []byte) (S
 	return p, mapErr(err)
 }
 
+// SessionMember is who an access token speaks for together with that user's role in one
+// organization: what an organization-scoped RPC needs, in one round trip.
+type SessionMember struct {
+	SessionPrincipal
+	// Role is the user's role in the organization; zero when the user is not a member (or
+	// the organization does not exist).
+	Role Role
+}
+
+// SessionMemberByAccessToken is SessionByAccessToken and MembershipRole in one query: the live
+// session an access token belongs to, and its user's role in orgID. ErrNotFound means the
+// token finds no live session (as for SessionByAccessToken); a live session whose user is not
+// a member of orgID has a zero Role.
+func (q *Queries) SessionMemberByAccessToken(ctx context.Context, tokenHash []byte, orgID uuid.UUID) (SessionMember, error) {
+	var p SessionMember
+	var role *Role
+	err := q.db.QueryRow(ctx, `
+		SELECT u.id, u.email, u.platform_admin, s.id, m.role
+		FROM access_tokens a
+		JOIN sessions s ON s.id = a.session_id
+		JOIN users u ON u.id = s.user_id
+		LEFT JOIN memberships m ON m.organization_id = $2 AND m.user_id = u.id
+		WHERE a.token_hash = $1 AND a.expires_at > now()
+		  AND s.revoked_at IS NULL AND s.expires_at > now()
+		  AND u.disabled_at IS NULL`, tokenHash, orgID).Scan(&p.UserID, &p.Email, &p.PlatformAdmin, &p.SessionID, &role)
+	if role != nil {
+		p.Role = *role
+	}
+	return p, mapErr(err)
+}
+
 // APITokenPrincipal finds the live API token with this hash and records its use (at most once
 // a minute, to keep hot tokens from writing on every call). A token whose creator left the
 // organization or was disabled finds nothing.

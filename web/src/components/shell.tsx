@@ -4,6 +4,7 @@ import * as D from "@radix-ui/react-dialog";
 import * as M from "@radix-ui/react-dropdown-menu";
 import {
   Activity,
+  Boxes,
   Building2,
   Check,
   ChevronsUpDown,
@@ -19,6 +20,7 @@ import {
   Settings,
   Shield,
   Sun,
+  Tags,
   User as UserIcon,
   Users,
   X,
@@ -157,6 +159,9 @@ function SidebarContent({ onNavigate }: { onNavigate: () => void }) {
             <NavLink href={orgPath(org.slug)} exact icon={<LayoutDashboard />} onNavigate={onNavigate}>
               Overview
             </NavLink>
+            <NavLink href={orgPath(org.slug, "apps")} icon={<Boxes />} onNavigate={onNavigate}>
+              Apps
+            </NavLink>
             <NavLink href={orgPath(org.slug, "members")} icon={<Users />} onNavigate={onNavigate}>
               Members
             </NavLink>
@@ -191,6 +196,9 @@ function SidebarContent({ onNavigate }: { onNavigate: () => void }) {
           </NavLink>
           <NavLink href="/admin/clusters" also={["/admin/nodes/"]} icon={<Server />} onNavigate={onNavigate}>
             Clusters
+          </NavLink>
+          <NavLink href="/admin/plans" icon={<Tags />} onNavigate={onNavigate}>
+            Plans
           </NavLink>
           <NavLink href="/admin/activity" icon={<ScrollText />} onNavigate={onNavigate}>
             Platform activity

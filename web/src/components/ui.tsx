@@ -8,6 +8,7 @@ import {
   type ReactNode,
 } from "react";
 import { AlertTriangle, Loader2, RefreshCw } from "lucide-react";
+import { Link } from "wouter";
 import { errorMessage } from "../lib/errors";
 
 export function cx(...parts: (string | false | null | undefined)[]) {
@@ -307,5 +308,60 @@ export function ListRow({
         {controls && <div className="flex shrink-0 flex-wrap items-center gap-2">{controls}</div>}
       </div>
     </li>
+  );
+}
+
+/** Toggle is an on/off control (a button with role switch), labelled by aria-label or a <label>. */
+export function Toggle({
+  checked,
+  onChange,
+  disabled,
+  ...rest
+}: {
+  checked: boolean;
+  onChange: (v: boolean) => void;
+  disabled?: boolean;
+  id?: string;
+  "aria-label"?: string;
+  "aria-describedby"?: string;
+}) {
+  return (
+    <button
+      type="button"
+      role="switch"
+      aria-checked={checked}
+      disabled={disabled}
+      onClick={() => onChange(!checked)}
+      className={cx(
+        "relative inline-flex h-5 w-9 shrink-0 items-center rounded-full border border-transparent transition-colors disabled:cursor-not-allowed disabled:opacity-50",
+        checked ? "bg-accent" : "bg-line",
+      )}
+      {...rest}
+    >
+      <span aria-hidden className={cx("inline-block size-4 rounded-full bg-white shadow transition-transform", checked ? "translate-x-4" : "translate-x-0.5")} />
+    </button>
+  );
+}
+
+/** Tabs is a row of links that switch a page's sections; the current one is marked selected. */
+export function Tabs({ label, items }: { label: string; items: { key: string; label: ReactNode; href: string; current: boolean }[] }) {
+  return (
+    <div role="tablist" aria-label={label} className="-mx-4 mb-6 flex gap-1 overflow-x-auto border-b border-line px-4 sm:mx-0 sm:px-0">
+      {items.map((t) => (
+        <Link
+          key={t.key}
+          role="tab"
+          aria-selected={t.current}
+          href={t.href}
+          data-tab={t.key}
+          className={cx(
+            "-mb-px shrink-0 border-b-2 px-3 py-2 text-sm whitespace-nowrap transition-colors",
+            t.current ? "border-accent font-medium text-accent" : "border-transparent text-muted hover:text-fg",
+          )}
+        >
+          {t.label}
+        </Link>
+      ))}
+    </div>
   );
 }

@@ -11,6 +11,7 @@ const PlatformActivity = lazy(() => import("./PlatformActivity"));
 const Clusters = lazy(() => import("./Clusters"));
 const Cluster = lazy(() => import("./Cluster"));
 const Node = lazy(() => import("./Node"));
+const Plans = lazy(() => import("./plans/Plans"));
 const NotFound = lazy(() => import("../NotFound"));
 
 export default function AdminRoutes() {
@@ -28,6 +29,7 @@ export default function AdminRoutes() {
         <Route path="/admin/clusters" component={Clusters} />
         <Route path="/admin/clusters/:id" component={Cluster} />
         <Route path="/admin/nodes/:id" component={Node} />
+        <Route path="/admin/plans" component={Plans} />
         <Route component={NotFound} />
       </Switch>
     </Suspense>

@@ -10,6 +10,9 @@ const Members = lazy(() => import("./Members"));
 const Tokens = lazy(() => import("./Tokens"));
 const Activity = lazy(() => import("./Activity"));
 const Settings = lazy(() => import("./Settings"));
+const Apps = lazy(() => import("./apps/Apps"));
+const NewApp = lazy(() => import("./apps/NewApp"));
+const AppDetail = lazy(() => import("./apps/AppDetail"));
 const NotFound = lazy(() => import("../NotFound"));
 
 export default function OrgRoutes({ params }: { params: { slug: string } }) {
@@ -46,6 +49,9 @@ export default function OrgRoutes({ params }: { params: { slug: string } }) {
           <Route path="/o/:slug/tokens" component={Tokens} />
           <Route path="/o/:slug/activity" component={Activity} />
           <Route path="/o/:slug/settings" component={Settings} />
+          <Route path="/o/:slug/apps" component={Apps} />
+          <Route path="/o/:slug/apps/new" component={NewApp} />
+          <Route path="/o/:slug/apps/:appId/:tab?" component={AppDetail} />
           <Route component={NotFound} />
         </Switch>
       </Suspense>

@@ -1,7 +1,10 @@
 // Command whoami is the workload of the e2e tests' images: `whoami serve ADDR` answers every
 // HTTP request with the container's hostname; `whoami fetch NAME PORT` resolves NAME and
 // prints the answer of every address it resolves to, one line each (address, hostname).
-// It is built statically and imported as a one-file image: no registry is reachable.
+// `whoami app` is an app as the platform runs it: it listens on $PORT, answers
+// "release=$RELEASE host=<hostname>", logs a line every half second, serves /healthz (failing
+// when $BROKEN is set) and drains its connections on SIGTERM; `whoami check` is its health
+// check. It is built statically and imported as a one-file image: no registry is reachable.
 package main
 
 import (
@@ -11,7 +14,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -36,8 +41,62 @@ func run(args []string) error {
 		return srv.ListenAndServe()
 	case len(args) == 3 && args[0] == "fetch":
 		return fetch(args[1], args[2])
+	case len(args) == 1 && args[0] == "app":
+		return app()
+	case len(args) == 1 && args[0] == "check":
+		return check()
 	}
-	return fmt.Errorf("usage: whoami serve ADDR | whoami fetch NAME PORT")
+	return fmt.Errorf("usage: whoami serve ADDR | whoami fetch NAME PORT | whoami app | whoami check")
+}
+
+func app() error {
+	host, _ := os.Hostname()
+	release, broken := os.Getenv("RELEASE"), os.Getenv("BROKEN") != ""
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if broken {
+			http.Error(w, "broken on purpose", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "release=%s host=%s\n", release, host)
+	})
+	srv := &http.Server{Addr: ":" + os.Getenv("PORT"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Printf("release %s listening on %s\n", release, srv.Addr)
+	go func() {
+		for i := 1; ; i++ {
+			time.Sleep(500 * time.Millisecond)
+			fmt.Printf("tick %d from %s\n", i, host)
+		}
+	}()
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	errs := make(chan error, 1)
+	go func() { errs <- srv.ListenAndServe() }()
+	select {
+	case err := <-errs:
+		return err
+	case <-stop:
+		fmt.Println("draining")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(ctx)
+	}
+}
+
+func check() error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + os.Getenv("PORT") + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
 }
 
 func fetch(name, port string) error {

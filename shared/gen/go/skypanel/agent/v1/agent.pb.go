@@ -532,6 +532,11 @@ type Command struct {
 	//	*Command_NodeUpdate
 	//	*Command_NodeRemove
 	//	*Command_GossipConfig
+	//	*Command_NetworkEnsure
+	//	*Command_ServiceApply
+	//	*Command_ServiceRemove
+	//	*Command_EdgeConfigure
+	//	*Command_LogsFollow
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -649,6 +654,51 @@ func (x *Command) GetGossipConfig() *GossipConfig {
 	return nil
 }
 
+func (x *Command) GetNetworkEnsure() *NetworkEnsure {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_NetworkEnsure); ok {
+			return x.NetworkEnsure
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceApply() *ServiceApply {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_ServiceApply); ok {
+			return x.ServiceApply
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetServiceRemove() *ServiceRemove {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_ServiceRemove); ok {
+			return x.ServiceRemove
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetEdgeConfigure() *EdgeConfigure {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_EdgeConfigure); ok {
+			return x.EdgeConfigure
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetLogsFollow() *LogsFollow {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_LogsFollow); ok {
+			return x.LogsFollow
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -677,6 +727,27 @@ type Command_GossipConfig struct {
 	GossipConfig *GossipConfig `protobuf:"bytes,15,opt,name=gossip_config,json=gossipConfig,proto3,oneof"`
 }
 
+type Command_NetworkEnsure struct {
+	NetworkEnsure *NetworkEnsure `protobuf:"bytes,16,opt,name=network_ensure,json=networkEnsure,proto3,oneof"`
+}
+
+type Command_ServiceApply struct {
+	ServiceApply *ServiceApply `protobuf:"bytes,17,opt,name=service_apply,json=serviceApply,proto3,oneof"`
+}
+
+type Command_ServiceRemove struct {
+	ServiceRemove *ServiceRemove `protobuf:"bytes,18,opt,name=service_remove,json=serviceRemove,proto3,oneof"`
+}
+
+type Command_EdgeConfigure struct {
+	EdgeConfigure *EdgeConfigure `protobuf:"bytes,19,opt,name=edge_configure,json=edgeConfigure,proto3,oneof"`
+}
+
+type Command_LogsFollow struct {
+	// logs_follow is ephemeral: sent on the live stream only, with seq 0, never acknowledged.
+	LogsFollow *LogsFollow `protobuf:"bytes,20,opt,name=logs_follow,json=logsFollow,proto3,oneof"`
+}
+
 func (*Command_SwarmInit) isCommand_Kind() {}
 
 func (*Command_SwarmJoin) isCommand_Kind() {}
@@ -689,6 +760,705 @@ func (*Command_NodeRemove) isCommand_Kind() {}
 
 func (*Command_GossipConfig) isCommand_Kind() {}
 
+func (*Command_NetworkEnsure) isCommand_Kind() {}
+
+func (*Command_ServiceApply) isCommand_Kind() {}
+
+func (*Command_ServiceRemove) isCommand_Kind() {}
+
+func (*Command_EdgeConfigure) isCommand_Kind() {}
+
+func (*Command_LogsFollow) isCommand_Kind() {}
+
+// NetworkEnsure creates an attachable overlay network when it does not exist (run on a manager).
+type NetworkEnsure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Encrypted     bool                   `protobuf:"varint,3,opt,name=encrypted,proto3" json:"encrypted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkEnsure) Reset() {
+	*x = NetworkEnsure{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkEnsure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkEnsure) ProtoMessage() {}
+
+func (x *NetworkEnsure) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkEnsure.ProtoReflect.Descriptor instead.
+func (*NetworkEnsure) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *NetworkEnsure) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NetworkEnsure) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *NetworkEnsure) GetEncrypted() bool {
+	if x != nil {
+		return x.Encrypted
+	}
+	return false
+}
+
+// WorkloadHealthCheck is run inside each task's container.
+type WorkloadHealthCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	IntervalMs    int64                  `protobuf:"varint,2,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	TimeoutMs     int64                  `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Retries       int32                  `protobuf:"varint,4,opt,name=retries,proto3" json:"retries,omitempty"`
+	StartPeriodMs int64                  `protobuf:"varint,5,opt,name=start_period_ms,json=startPeriodMs,proto3" json:"start_period_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadHealthCheck) Reset() {
+	*x = WorkloadHealthCheck{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadHealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadHealthCheck) ProtoMessage() {}
+
+func (x *WorkloadHealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadHealthCheck.ProtoReflect.Descriptor instead.
+func (*WorkloadHealthCheck) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WorkloadHealthCheck) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *WorkloadHealthCheck) GetIntervalMs() int64 {
+	if x != nil {
+		return x.IntervalMs
+	}
+	return 0
+}
+
+func (x *WorkloadHealthCheck) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *WorkloadHealthCheck) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *WorkloadHealthCheck) GetStartPeriodMs() int64 {
+	if x != nil {
+		return x.StartPeriodMs
+	}
+	return 0
+}
+
+// ServiceApply creates or updates an app's Swarm service (run on a manager). The service runs
+// with endpoint_mode dnsrr on the organization's network, start-first updates gated by the
+// health check, and rollback on failure. Applying the same deployment_id twice does nothing.
+type ServiceApply struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ServiceName string                 `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// deployment_id is recorded on the service; a service already carrying it is left alone.
+	DeploymentId string `protobuf:"bytes,2,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	Image        string `protobuf:"bytes,3,opt,name=image,proto3" json:"image,omitempty"`
+	// env holds NAME=value pairs.
+	Env         []string             `protobuf:"bytes,4,rep,name=env,proto3" json:"env,omitempty"`
+	Command     []string             `protobuf:"bytes,5,rep,name=command,proto3" json:"command,omitempty"`
+	Replicas    int32                `protobuf:"varint,6,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	CpuMillis   int64                `protobuf:"varint,7,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
+	MemoryBytes int64                `protobuf:"varint,8,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	HealthCheck *WorkloadHealthCheck `protobuf:"bytes,9,opt,name=health_check,json=healthCheck,proto3" json:"health_check,omitempty"`
+	Network     string               `protobuf:"bytes,10,opt,name=network,proto3" json:"network,omitempty"`
+	// labels go on the service and its containers (skypanel.app, skypanel.organization, ...).
+	Labels map[string]string `protobuf:"bytes,11,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// registry_auth is the base64url JSON of Docker's AuthConfig; empty for public images.
+	RegistryAuth string `protobuf:"bytes,12,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	// force_update changes to replace every task even when nothing else changed (restart).
+	ForceUpdate uint64 `protobuf:"varint,13,opt,name=force_update,json=forceUpdate,proto3" json:"force_update,omitempty"`
+	// rollback_on_failure lets Swarm go back to the previous spec when the update fails.
+	RollbackOnFailure bool `protobuf:"varint,14,opt,name=rollback_on_failure,json=rollbackOnFailure,proto3" json:"rollback_on_failure,omitempty"`
+	// monitor_ms is how long each new task is watched after it starts.
+	MonitorMs     int64 `protobuf:"varint,15,opt,name=monitor_ms,json=monitorMs,proto3" json:"monitor_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceApply) Reset() {
+	*x = ServiceApply{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceApply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceApply) ProtoMessage() {}
+
+func (x *ServiceApply) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceApply.ProtoReflect.Descriptor instead.
+func (*ServiceApply) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ServiceApply) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *ServiceApply) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *ServiceApply) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ServiceApply) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ServiceApply) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ServiceApply) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+func (x *ServiceApply) GetCpuMillis() int64 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
+}
+
+func (x *ServiceApply) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ServiceApply) GetHealthCheck() *WorkloadHealthCheck {
+	if x != nil {
+		return x.HealthCheck
+	}
+	return nil
+}
+
+func (x *ServiceApply) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *ServiceApply) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ServiceApply) GetRegistryAuth() string {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return ""
+}
+
+func (x *ServiceApply) GetForceUpdate() uint64 {
+	if x != nil {
+		return x.ForceUpdate
+	}
+	return 0
+}
+
+func (x *ServiceApply) GetRollbackOnFailure() bool {
+	if x != nil {
+		return x.RollbackOnFailure
+	}
+	return false
+}
+
+func (x *ServiceApply) GetMonitorMs() int64 {
+	if x != nil {
+		return x.MonitorMs
+	}
+	return 0
+}
+
+// ServiceRemove removes an app's service (run on a manager). Removing a missing one succeeds.
+type ServiceRemove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceName   string                 `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceRemove) Reset() {
+	*x = ServiceRemove{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceRemove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceRemove) ProtoMessage() {}
+
+func (x *ServiceRemove) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceRemove.ProtoReflect.Descriptor instead.
+func (*ServiceRemove) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ServiceRemove) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+// EdgeRoute sends the requests for some hostnames to an app's service.
+type EdgeRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hosts []string               `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// upstream is "service-name:port" on one of the networks.
+	Upstream      string `protobuf:"bytes,2,opt,name=upstream,proto3" json:"upstream,omitempty"`
+	Suspended     bool   `protobuf:"varint,3,opt,name=suspended,proto3" json:"suspended,omitempty"`
+	HttpsRedirect bool   `protobuf:"varint,4,opt,name=https_redirect,json=httpsRedirect,proto3" json:"https_redirect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeRoute) Reset() {
+	*x = EdgeRoute{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeRoute) ProtoMessage() {}
+
+func (x *EdgeRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeRoute.ProtoReflect.Descriptor instead.
+func (*EdgeRoute) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EdgeRoute) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *EdgeRoute) GetUpstream() string {
+	if x != nil {
+		return x.Upstream
+	}
+	return ""
+}
+
+func (x *EdgeRoute) GetSuspended() bool {
+	if x != nil {
+		return x.Suspended
+	}
+	return false
+}
+
+func (x *EdgeRoute) GetHttpsRedirect() bool {
+	if x != nil {
+		return x.HttpsRedirect
+	}
+	return false
+}
+
+type EdgeCertificate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hosts         []string               `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	CertPem       string                 `protobuf:"bytes,2,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	KeyPem        string                 `protobuf:"bytes,3,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeCertificate) Reset() {
+	*x = EdgeCertificate{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeCertificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeCertificate) ProtoMessage() {}
+
+func (x *EdgeCertificate) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeCertificate.ProtoReflect.Descriptor instead.
+func (*EdgeCertificate) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EdgeCertificate) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *EdgeCertificate) GetCertPem() string {
+	if x != nil {
+		return x.CertPem
+	}
+	return ""
+}
+
+func (x *EdgeCertificate) GetKeyPem() string {
+	if x != nil {
+		return x.KeyPem
+	}
+	return ""
+}
+
+// EdgeChallenge is an ACME HTTP-01 (or domain ownership) answer the edge serves on port 80.
+type EdgeChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is the URL path, e.g. /.well-known/acme-challenge/<token>.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Body          string `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeChallenge) Reset() {
+	*x = EdgeChallenge{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeChallenge) ProtoMessage() {}
+
+func (x *EdgeChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeChallenge.ProtoReflect.Descriptor instead.
+func (*EdgeChallenge) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EdgeChallenge) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EdgeChallenge) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+// EdgeConfigure replaces the edge proxy's whole configuration on an edge node.
+type EdgeConfigure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version grows with every change; an agent ignores a version lower than what it applied.
+	Version      int64              `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Routes       []*EdgeRoute       `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	Certificates []*EdgeCertificate `protobuf:"bytes,3,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	Challenges   []*EdgeChallenge   `protobuf:"bytes,4,rep,name=challenges,proto3" json:"challenges,omitempty"`
+	// networks are the overlay networks the edge container joins.
+	Networks      []string `protobuf:"bytes,5,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EdgeConfigure) Reset() {
+	*x = EdgeConfigure{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EdgeConfigure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EdgeConfigure) ProtoMessage() {}
+
+func (x *EdgeConfigure) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EdgeConfigure.ProtoReflect.Descriptor instead.
+func (*EdgeConfigure) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *EdgeConfigure) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *EdgeConfigure) GetRoutes() []*EdgeRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *EdgeConfigure) GetCertificates() []*EdgeCertificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *EdgeConfigure) GetChallenges() []*EdgeChallenge {
+	if x != nil {
+		return x.Challenges
+	}
+	return nil
+}
+
+func (x *EdgeConfigure) GetNetworks() []string {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+// LogsFollow asks a manager to send a service's logs with PushLogs.
+type LogsFollow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StreamId      string                 `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	ServiceName   string                 `protobuf:"bytes,2,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	Tail          int32                  `protobuf:"varint,3,opt,name=tail,proto3" json:"tail,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Follow        bool                   `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsFollow) Reset() {
+	*x = LogsFollow{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsFollow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsFollow) ProtoMessage() {}
+
+func (x *LogsFollow) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsFollow.ProtoReflect.Descriptor instead.
+func (*LogsFollow) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LogsFollow) GetStreamId() string {
+	if x != nil {
+		return x.StreamId
+	}
+	return ""
+}
+
+func (x *LogsFollow) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *LogsFollow) GetTail() int32 {
+	if x != nil {
+		return x.Tail
+	}
+	return 0
+}
+
+func (x *LogsFollow) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *LogsFollow) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
 // SwarmInit makes this node the first manager of a new swarm.
 type SwarmInit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -700,7 +1470,7 @@ type SwarmInit struct {
 
 func (x *SwarmInit) Reset() {
 	*x = SwarmInit{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +1482,7 @@ func (x *SwarmInit) String() string {
 func (*SwarmInit) ProtoMessage() {}
 
 func (x *SwarmInit) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +1495,7 @@ func (x *SwarmInit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwarmInit.ProtoReflect.Descriptor instead.
 func (*SwarmInit) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SwarmInit) GetAdvertiseAddr() string {
@@ -755,7 +1525,7 @@ type SwarmJoin struct {
 
 func (x *SwarmJoin) Reset() {
 	*x = SwarmJoin{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1537,7 @@ func (x *SwarmJoin) String() string {
 func (*SwarmJoin) ProtoMessage() {}
 
 func (x *SwarmJoin) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1550,7 @@ func (x *SwarmJoin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwarmJoin.ProtoReflect.Descriptor instead.
 func (*SwarmJoin) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SwarmJoin) GetRemoteAddrs() []string {
@@ -821,7 +1591,7 @@ type SwarmLeave struct {
 
 func (x *SwarmLeave) Reset() {
 	*x = SwarmLeave{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +1603,7 @@ func (x *SwarmLeave) String() string {
 func (*SwarmLeave) ProtoMessage() {}
 
 func (x *SwarmLeave) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +1616,7 @@ func (x *SwarmLeave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SwarmLeave.ProtoReflect.Descriptor instead.
 func (*SwarmLeave) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SwarmLeave) GetForce() bool {
@@ -870,7 +1640,7 @@ type NodeUpdate struct {
 
 func (x *NodeUpdate) Reset() {
 	*x = NodeUpdate{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1652,7 @@ func (x *NodeUpdate) String() string {
 func (*NodeUpdate) ProtoMessage() {}
 
 func (x *NodeUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1665,7 @@ func (x *NodeUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeUpdate.ProtoReflect.Descriptor instead.
 func (*NodeUpdate) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NodeUpdate) GetSwarmNodeId() string {
@@ -930,7 +1700,7 @@ type NodeRemove struct {
 
 func (x *NodeRemove) Reset() {
 	*x = NodeRemove{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1712,7 @@ func (x *NodeRemove) String() string {
 func (*NodeRemove) ProtoMessage() {}
 
 func (x *NodeRemove) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1725,7 @@ func (x *NodeRemove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRemove.ProtoReflect.Descriptor instead.
 func (*NodeRemove) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeRemove) GetSwarmNodeId() string {
@@ -988,7 +1758,7 @@ type GossipConfig struct {
 
 func (x *GossipConfig) Reset() {
 	*x = GossipConfig{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1770,7 @@ func (x *GossipConfig) String() string {
 func (*GossipConfig) ProtoMessage() {}
 
 func (x *GossipConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1783,7 @@ func (x *GossipConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipConfig.ProtoReflect.Descriptor instead.
 func (*GossipConfig) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GossipConfig) GetKey() []byte {
@@ -1058,7 +1828,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1840,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1853,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AckRequest) GetSeq() int64 {
@@ -1122,7 +1892,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1904,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1917,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 // HostMetrics are one sample of the host's resource use.
@@ -1169,7 +1939,7 @@ type HostMetrics struct {
 
 func (x *HostMetrics) Reset() {
 	*x = HostMetrics{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1951,7 @@ func (x *HostMetrics) String() string {
 func (*HostMetrics) ProtoMessage() {}
 
 func (x *HostMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1964,7 @@ func (x *HostMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
 func (*HostMetrics) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HostMetrics) GetCpuPercent() float64 {
@@ -1289,7 +2059,7 @@ type DockerState struct {
 
 func (x *DockerState) Reset() {
 	*x = DockerState{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +2071,7 @@ func (x *DockerState) String() string {
 func (*DockerState) ProtoMessage() {}
 
 func (x *DockerState) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +2084,7 @@ func (x *DockerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DockerState.ProtoReflect.Descriptor instead.
 func (*DockerState) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DockerState) GetEngineVersion() string {
@@ -1409,7 +2179,7 @@ type ReportRequest struct {
 
 func (x *ReportRequest) Reset() {
 	*x = ReportRequest{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +2191,7 @@ func (x *ReportRequest) String() string {
 func (*ReportRequest) ProtoMessage() {}
 
 func (x *ReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +2204,7 @@ func (x *ReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
 func (*ReportRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportRequest) GetSampledAt() *timestamppb.Timestamp {
@@ -1482,7 +2252,7 @@ type ReportResponse struct {
 
 func (x *ReportResponse) Reset() {
 	*x = ReportResponse{}
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +2264,7 @@ func (x *ReportResponse) String() string {
 func (*ReportResponse) ProtoMessage() {}
 
 func (x *ReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +2277,7 @@ func (x *ReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
 func (*ReportResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportResponse) GetIntervalSeconds() int32 {
@@ -1515,6 +2285,612 @@ func (x *ReportResponse) GetIntervalSeconds() int32 {
 		return x.IntervalSeconds
 	}
 	return 0
+}
+
+// TaskStatus is one Swarm task of an app's service.
+type TaskStatus struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Slot         int32                  `protobuf:"varint,2,opt,name=slot,proto3" json:"slot,omitempty"`
+	SwarmNodeId  string                 `protobuf:"bytes,3,opt,name=swarm_node_id,json=swarmNodeId,proto3" json:"swarm_node_id,omitempty"`
+	State        string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	DesiredState string                 `protobuf:"bytes,5,opt,name=desired_state,json=desiredState,proto3" json:"desired_state,omitempty"`
+	Error        string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	ContainerId  string                 `protobuf:"bytes,7,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// deployment_id is the deployment whose spec the task runs.
+	DeploymentId  string                 `protobuf:"bytes,8,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStatus) Reset() {
+	*x = TaskStatus{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStatus) ProtoMessage() {}
+
+func (x *TaskStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStatus.ProtoReflect.Descriptor instead.
+func (*TaskStatus) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TaskStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetSlot() int32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *TaskStatus) GetSwarmNodeId() string {
+	if x != nil {
+		return x.SwarmNodeId
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetDesiredState() string {
+	if x != nil {
+		return x.DesiredState
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *TaskStatus) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// ServiceStatus is an app's Swarm service as a manager sees it.
+type ServiceStatus struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ServiceName string                 `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// deployment_id is the deployment whose spec the service has now (after a rollback: the
+	// previous one's).
+	DeploymentId string `protobuf:"bytes,2,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// update_state is Swarm's UpdateStatus state: "", updating, paused, completed,
+	// rollback_started, rollback_paused, rollback_completed.
+	UpdateState     string        `protobuf:"bytes,3,opt,name=update_state,json=updateState,proto3" json:"update_state,omitempty"`
+	UpdateMessage   string        `protobuf:"bytes,4,opt,name=update_message,json=updateMessage,proto3" json:"update_message,omitempty"`
+	DesiredReplicas int32         `protobuf:"varint,5,opt,name=desired_replicas,json=desiredReplicas,proto3" json:"desired_replicas,omitempty"`
+	Tasks           []*TaskStatus `protobuf:"bytes,6,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// previous_deployment_id is the deployment of the spec before the current one: after an
+	// automatic rollback, the deployment that failed.
+	PreviousDeploymentId string `protobuf:"bytes,7,opt,name=previous_deployment_id,json=previousDeploymentId,proto3" json:"previous_deployment_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ServiceStatus) Reset() {
+	*x = ServiceStatus{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceStatus) ProtoMessage() {}
+
+func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
+func (*ServiceStatus) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ServiceStatus) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetUpdateState() string {
+	if x != nil {
+		return x.UpdateState
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetUpdateMessage() string {
+	if x != nil {
+		return x.UpdateMessage
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetDesiredReplicas() int32 {
+	if x != nil {
+		return x.DesiredReplicas
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetTasks() []*TaskStatus {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *ServiceStatus) GetPreviousDeploymentId() string {
+	if x != nil {
+		return x.PreviousDeploymentId
+	}
+	return ""
+}
+
+// ContainerStats is one sample of an app container's resource use.
+type ContainerStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceName   string                 `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Slot          int32                  `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"`
+	CpuPercent    float64                `protobuf:"fixed64,4,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	MemoryBytes   int64                  `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	NetRxBytes    int64                  `protobuf:"varint,6,opt,name=net_rx_bytes,json=netRxBytes,proto3" json:"net_rx_bytes,omitempty"`
+	NetTxBytes    int64                  `protobuf:"varint,7,opt,name=net_tx_bytes,json=netTxBytes,proto3" json:"net_tx_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerStats) Reset() {
+	*x = ContainerStats{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerStats) ProtoMessage() {}
+
+func (x *ContainerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerStats.ProtoReflect.Descriptor instead.
+func (*ContainerStats) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ContainerStats) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetSlot() int32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetNetRxBytes() int64 {
+	if x != nil {
+		return x.NetRxBytes
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetNetTxBytes() int64 {
+	if x != nil {
+		return x.NetTxBytes
+	}
+	return 0
+}
+
+type ReportWorkloadsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SampledAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
+	// services is every app service in the swarm (managers only); complete says the list is
+	// whole, so a service missing from it is gone.
+	Services      []*ServiceStatus  `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	Complete      bool              `protobuf:"varint,3,opt,name=complete,proto3" json:"complete,omitempty"`
+	Containers    []*ContainerStats `protobuf:"bytes,4,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportWorkloadsRequest) Reset() {
+	*x = ReportWorkloadsRequest{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportWorkloadsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportWorkloadsRequest) ProtoMessage() {}
+
+func (x *ReportWorkloadsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportWorkloadsRequest.ProtoReflect.Descriptor instead.
+func (*ReportWorkloadsRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ReportWorkloadsRequest) GetSampledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampledAt
+	}
+	return nil
+}
+
+func (x *ReportWorkloadsRequest) GetServices() []*ServiceStatus {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *ReportWorkloadsRequest) GetComplete() bool {
+	if x != nil {
+		return x.Complete
+	}
+	return false
+}
+
+func (x *ReportWorkloadsRequest) GetContainers() []*ContainerStats {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+type ReportWorkloadsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportWorkloadsResponse) Reset() {
+	*x = ReportWorkloadsResponse{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportWorkloadsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportWorkloadsResponse) ProtoMessage() {}
+
+func (x *ReportWorkloadsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportWorkloadsResponse.ProtoReflect.Descriptor instead.
+func (*ReportWorkloadsResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{33}
+}
+
+// AgentLogLine is one log line of a task.
+type AgentLogLine struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	TaskId        string                 `protobuf:"bytes,2,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Slot          int32                  `protobuf:"varint,3,opt,name=slot,proto3" json:"slot,omitempty"`
+	SwarmNodeId   string                 `protobuf:"bytes,4,opt,name=swarm_node_id,json=swarmNodeId,proto3" json:"swarm_node_id,omitempty"`
+	Stream        string                 `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
+	Text          string                 `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentLogLine) Reset() {
+	*x = AgentLogLine{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentLogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentLogLine) ProtoMessage() {}
+
+func (x *AgentLogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentLogLine.ProtoReflect.Descriptor instead.
+func (*AgentLogLine) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AgentLogLine) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AgentLogLine) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *AgentLogLine) GetSlot() int32 {
+	if x != nil {
+		return x.Slot
+	}
+	return 0
+}
+
+func (x *AgentLogLine) GetSwarmNodeId() string {
+	if x != nil {
+		return x.SwarmNodeId
+	}
+	return ""
+}
+
+func (x *AgentLogLine) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *AgentLogLine) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type PushLogsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	StreamId string                 `protobuf:"bytes,1,opt,name=stream_id,json=streamId,proto3" json:"stream_id,omitempty"`
+	Lines    []*AgentLogLine        `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	// done says the logs ended (not following, or the service went away).
+	Done          bool   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushLogsRequest) Reset() {
+	*x = PushLogsRequest{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushLogsRequest) ProtoMessage() {}
+
+func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushLogsRequest.ProtoReflect.Descriptor instead.
+func (*PushLogsRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PushLogsRequest) GetStreamId() string {
+	if x != nil {
+		return x.StreamId
+	}
+	return ""
+}
+
+func (x *PushLogsRequest) GetLines() []*AgentLogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *PushLogsRequest) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *PushLogsRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type PushLogsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stop          bool                   `protobuf:"varint,1,opt,name=stop,proto3" json:"stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushLogsResponse) Reset() {
+	*x = PushLogsResponse{}
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushLogsResponse) ProtoMessage() {}
+
+func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_agent_v1_agent_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
+func (*PushLogsResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_agent_v1_agent_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PushLogsResponse) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
 }
 
 var File_skypanel_agent_v1_agent_proto protoreflect.FileDescriptor
@@ -1559,7 +2935,7 @@ const file_skypanel_agent_v1_agent_proto_rawDesc = "" +
 	"\tafter_seq\x18\x01 \x01(\x03B\a\xbaH\x04\"\x02(\x00R\bafterSeq\x12,\n" +
 	"\ragent_version\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\fagentVersion\"G\n" +
 	"\x0fConnectResponse\x124\n" +
-	"\acommand\x18\x01 \x01(\v2\x1a.skypanel.agent.v1.CommandR\acommand\"\xfa\x03\n" +
+	"\acommand\x18\x01 \x01(\v2\x1a.skypanel.agent.v1.CommandR\acommand\"\xe5\x06\n" +
 	"\aCommand\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x129\n" +
@@ -1576,8 +2952,80 @@ const file_skypanel_agent_v1_agent_proto_rawDesc = "" +
 	"nodeUpdate\x12@\n" +
 	"\vnode_remove\x18\x0e \x01(\v2\x1d.skypanel.agent.v1.NodeRemoveH\x00R\n" +
 	"nodeRemove\x12F\n" +
-	"\rgossip_config\x18\x0f \x01(\v2\x1f.skypanel.agent.v1.GossipConfigH\x00R\fgossipConfigB\x06\n" +
-	"\x04kind\"S\n" +
+	"\rgossip_config\x18\x0f \x01(\v2\x1f.skypanel.agent.v1.GossipConfigH\x00R\fgossipConfig\x12I\n" +
+	"\x0enetwork_ensure\x18\x10 \x01(\v2 .skypanel.agent.v1.NetworkEnsureH\x00R\rnetworkEnsure\x12F\n" +
+	"\rservice_apply\x18\x11 \x01(\v2\x1f.skypanel.agent.v1.ServiceApplyH\x00R\fserviceApply\x12I\n" +
+	"\x0eservice_remove\x18\x12 \x01(\v2 .skypanel.agent.v1.ServiceRemoveH\x00R\rserviceRemove\x12I\n" +
+	"\x0eedge_configure\x18\x13 \x01(\v2 .skypanel.agent.v1.EdgeConfigureH\x00R\redgeConfigure\x12@\n" +
+	"\vlogs_follow\x18\x14 \x01(\v2\x1d.skypanel.agent.v1.LogsFollowH\x00R\n" +
+	"logsFollowB\x06\n" +
+	"\x04kind\"\xc2\x01\n" +
+	"\rNetworkEnsure\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12D\n" +
+	"\x06labels\x18\x02 \x03(\v2,.skypanel.agent.v1.NetworkEnsure.LabelsEntryR\x06labels\x12\x1c\n" +
+	"\tencrypted\x18\x03 \x01(\bR\tencrypted\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x01\n" +
+	"\x13WorkloadHealthCheck\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x12\x1f\n" +
+	"\vinterval_ms\x18\x02 \x01(\x03R\n" +
+	"intervalMs\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\x12\x18\n" +
+	"\aretries\x18\x04 \x01(\x05R\aretries\x12&\n" +
+	"\x0fstart_period_ms\x18\x05 \x01(\x03R\rstartPeriodMs\"\xf2\x04\n" +
+	"\fServiceApply\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\x12#\n" +
+	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12\x14\n" +
+	"\x05image\x18\x03 \x01(\tR\x05image\x12\x10\n" +
+	"\x03env\x18\x04 \x03(\tR\x03env\x12\x18\n" +
+	"\acommand\x18\x05 \x03(\tR\acommand\x12\x1a\n" +
+	"\breplicas\x18\x06 \x01(\x05R\breplicas\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\a \x01(\x03R\tcpuMillis\x12!\n" +
+	"\fmemory_bytes\x18\b \x01(\x03R\vmemoryBytes\x12I\n" +
+	"\fhealth_check\x18\t \x01(\v2&.skypanel.agent.v1.WorkloadHealthCheckR\vhealthCheck\x12\x18\n" +
+	"\anetwork\x18\n" +
+	" \x01(\tR\anetwork\x12C\n" +
+	"\x06labels\x18\v \x03(\v2+.skypanel.agent.v1.ServiceApply.LabelsEntryR\x06labels\x12#\n" +
+	"\rregistry_auth\x18\f \x01(\tR\fregistryAuth\x12!\n" +
+	"\fforce_update\x18\r \x01(\x04R\vforceUpdate\x12.\n" +
+	"\x13rollback_on_failure\x18\x0e \x01(\bR\x11rollbackOnFailure\x12\x1d\n" +
+	"\n" +
+	"monitor_ms\x18\x0f \x01(\x03R\tmonitorMs\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
+	"\rServiceRemove\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\"\x82\x01\n" +
+	"\tEdgeRoute\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x1a\n" +
+	"\bupstream\x18\x02 \x01(\tR\bupstream\x12\x1c\n" +
+	"\tsuspended\x18\x03 \x01(\bR\tsuspended\x12%\n" +
+	"\x0ehttps_redirect\x18\x04 \x01(\bR\rhttpsRedirect\"[\n" +
+	"\x0fEdgeCertificate\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x19\n" +
+	"\bcert_pem\x18\x02 \x01(\tR\acertPem\x12\x17\n" +
+	"\akey_pem\x18\x03 \x01(\tR\x06keyPem\"7\n" +
+	"\rEdgeChallenge\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04body\x18\x02 \x01(\tR\x04body\"\x85\x02\n" +
+	"\rEdgeConfigure\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x03R\aversion\x124\n" +
+	"\x06routes\x18\x02 \x03(\v2\x1c.skypanel.agent.v1.EdgeRouteR\x06routes\x12F\n" +
+	"\fcertificates\x18\x03 \x03(\v2\".skypanel.agent.v1.EdgeCertificateR\fcertificates\x12@\n" +
+	"\n" +
+	"challenges\x18\x04 \x03(\v2 .skypanel.agent.v1.EdgeChallengeR\n" +
+	"challenges\x12\x1a\n" +
+	"\bnetworks\x18\x05 \x03(\tR\bnetworks\"\xaa\x01\n" +
+	"\n" +
+	"LogsFollow\x12\x1b\n" +
+	"\tstream_id\x18\x01 \x01(\tR\bstreamId\x12!\n" +
+	"\fservice_name\x18\x02 \x01(\tR\vserviceName\x12\x12\n" +
+	"\x04tail\x18\x03 \x01(\x05R\x04tail\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\"S\n" +
 	"\tSwarmInit\x12%\n" +
 	"\x0eadvertise_addr\x18\x01 \x01(\tR\radvertiseAddr\x12\x1f\n" +
 	"\vlisten_addr\x18\x02 \x01(\tR\n" +
@@ -1653,17 +3101,73 @@ const file_skypanel_agent_v1_agent_proto_rawDesc = "" +
 	"\x11unreachable_peers\x18\x04 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x10unreachablePeers\x122\n" +
 	"\x0freachable_peers\x18\x05 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x0ereachablePeers\";\n" +
 	"\x0eReportResponse\x12)\n" +
-	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds*R\n" +
+	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds\"\xa8\x02\n" +
+	"\n" +
+	"TaskStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04slot\x18\x02 \x01(\x05R\x04slot\x12\"\n" +
+	"\rswarm_node_id\x18\x03 \x01(\tR\vswarmNodeId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12#\n" +
+	"\rdesired_state\x18\x05 \x01(\tR\fdesiredState\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12!\n" +
+	"\fcontainer_id\x18\a \x01(\tR\vcontainerId\x12#\n" +
+	"\rdeployment_id\x18\b \x01(\tR\fdeploymentId\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xb7\x02\n" +
+	"\rServiceStatus\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\x12#\n" +
+	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12!\n" +
+	"\fupdate_state\x18\x03 \x01(\tR\vupdateState\x12%\n" +
+	"\x0eupdate_message\x18\x04 \x01(\tR\rupdateMessage\x12)\n" +
+	"\x10desired_replicas\x18\x05 \x01(\x05R\x0fdesiredReplicas\x123\n" +
+	"\x05tasks\x18\x06 \x03(\v2\x1d.skypanel.agent.v1.TaskStatusR\x05tasks\x124\n" +
+	"\x16previous_deployment_id\x18\a \x01(\tR\x14previousDeploymentId\"\xe8\x01\n" +
+	"\x0eContainerStats\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x12\n" +
+	"\x04slot\x18\x03 \x01(\x05R\x04slot\x12\x1f\n" +
+	"\vcpu_percent\x18\x04 \x01(\x01R\n" +
+	"cpuPercent\x12!\n" +
+	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x12 \n" +
+	"\fnet_rx_bytes\x18\x06 \x01(\x03R\n" +
+	"netRxBytes\x12 \n" +
+	"\fnet_tx_bytes\x18\a \x01(\x03R\n" +
+	"netTxBytes\"\x86\x02\n" +
+	"\x16ReportWorkloadsRequest\x129\n" +
+	"\n" +
+	"sampled_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12G\n" +
+	"\bservices\x18\x02 \x03(\v2 .skypanel.agent.v1.ServiceStatusB\t\xbaH\x06\x92\x01\x03\x10\x90NR\bservices\x12\x1a\n" +
+	"\bcomplete\x18\x03 \x01(\bR\bcomplete\x12L\n" +
+	"\n" +
+	"containers\x18\x04 \x03(\v2!.skypanel.agent.v1.ContainerStatsB\t\xbaH\x06\x92\x01\x03\x10\x90NR\n" +
+	"containers\"\x19\n" +
+	"\x17ReportWorkloadsResponse\"\xb7\x01\n" +
+	"\fAgentLogLine\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x17\n" +
+	"\atask_id\x18\x02 \x01(\tR\x06taskId\x12\x12\n" +
+	"\x04slot\x18\x03 \x01(\x05R\x04slot\x12\"\n" +
+	"\rswarm_node_id\x18\x04 \x01(\tR\vswarmNodeId\x12\x16\n" +
+	"\x06stream\x18\x05 \x01(\tR\x06stream\x12\x12\n" +
+	"\x04text\x18\x06 \x01(\tR\x04text\"\xad\x01\n" +
+	"\x0fPushLogsRequest\x12$\n" +
+	"\tstream_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\bstreamId\x12@\n" +
+	"\x05lines\x18\x02 \x03(\v2\x1f.skypanel.agent.v1.AgentLogLineB\t\xbaH\x06\x92\x01\x03\x10\x88'R\x05lines\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\x12\x1e\n" +
+	"\x05error\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\xa0\x1fR\x05error\"&\n" +
+	"\x10PushLogsResponse\x12\x12\n" +
+	"\x04stop\x18\x01 \x01(\bR\x04stop*R\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11NODE_ROLE_MANAGER\x10\x01\x12\x14\n" +
-	"\x10NODE_ROLE_WORKER\x10\x022\x92\x03\n" +
+	"\x10NODE_ROLE_WORKER\x10\x022\xd1\x04\n" +
 	"\fAgentService\x12M\n" +
 	"\x06Enroll\x12 .skypanel.agent.v1.EnrollRequest\x1a!.skypanel.agent.v1.EnrollResponse\x12J\n" +
 	"\x05Renew\x12\x1f.skypanel.agent.v1.RenewRequest\x1a .skypanel.agent.v1.RenewResponse\x12R\n" +
 	"\aConnect\x12!.skypanel.agent.v1.ConnectRequest\x1a\".skypanel.agent.v1.ConnectResponse0\x01\x12D\n" +
 	"\x03Ack\x12\x1d.skypanel.agent.v1.AckRequest\x1a\x1e.skypanel.agent.v1.AckResponse\x12M\n" +
-	"\x06Report\x12 .skypanel.agent.v1.ReportRequest\x1a!.skypanel.agent.v1.ReportResponseB\xbb\x01\n" +
+	"\x06Report\x12 .skypanel.agent.v1.ReportRequest\x1a!.skypanel.agent.v1.ReportResponse\x12h\n" +
+	"\x0fReportWorkloads\x12).skypanel.agent.v1.ReportWorkloadsRequest\x1a*.skypanel.agent.v1.ReportWorkloadsResponse\x12S\n" +
+	"\bPushLogs\x12\".skypanel.agent.v1.PushLogsRequest\x1a#.skypanel.agent.v1.PushLogsResponseB\xbb\x01\n" +
 	"\x15com.skypanel.agent.v1B\n" +
 	"AgentProtoP\x01Z0skypanel/shared/gen/go/skypanel/agent/v1;agentv1\xa2\x02\x03SAX\xaa\x02\x11Skypanel.Agent.V1\xca\x02\x11Skypanel\\Agent\\V1\xe2\x02\x1dSkypanel\\Agent\\V1\\GPBMetadata\xea\x02\x13Skypanel::Agent::V1b\x06proto3"
 
@@ -1680,65 +3184,107 @@ func file_skypanel_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_skypanel_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skypanel_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_skypanel_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_skypanel_agent_v1_agent_proto_goTypes = []any{
-	(NodeRole)(0),                 // 0: skypanel.agent.v1.NodeRole
-	(*HostFacts)(nil),             // 1: skypanel.agent.v1.HostFacts
-	(*EnrollRequest)(nil),         // 2: skypanel.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 3: skypanel.agent.v1.EnrollResponse
-	(*RenewRequest)(nil),          // 4: skypanel.agent.v1.RenewRequest
-	(*RenewResponse)(nil),         // 5: skypanel.agent.v1.RenewResponse
-	(*ConnectRequest)(nil),        // 6: skypanel.agent.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 7: skypanel.agent.v1.ConnectResponse
-	(*Command)(nil),               // 8: skypanel.agent.v1.Command
-	(*SwarmInit)(nil),             // 9: skypanel.agent.v1.SwarmInit
-	(*SwarmJoin)(nil),             // 10: skypanel.agent.v1.SwarmJoin
-	(*SwarmLeave)(nil),            // 11: skypanel.agent.v1.SwarmLeave
-	(*NodeUpdate)(nil),            // 12: skypanel.agent.v1.NodeUpdate
-	(*NodeRemove)(nil),            // 13: skypanel.agent.v1.NodeRemove
-	(*GossipConfig)(nil),          // 14: skypanel.agent.v1.GossipConfig
-	(*AckRequest)(nil),            // 15: skypanel.agent.v1.AckRequest
-	(*AckResponse)(nil),           // 16: skypanel.agent.v1.AckResponse
-	(*HostMetrics)(nil),           // 17: skypanel.agent.v1.HostMetrics
-	(*DockerState)(nil),           // 18: skypanel.agent.v1.DockerState
-	(*ReportRequest)(nil),         // 19: skypanel.agent.v1.ReportRequest
-	(*ReportResponse)(nil),        // 20: skypanel.agent.v1.ReportResponse
-	nil,                           // 21: skypanel.agent.v1.EnrollResponse.LabelsEntry
-	nil,                           // 22: skypanel.agent.v1.NodeUpdate.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(NodeRole)(0),                   // 0: skypanel.agent.v1.NodeRole
+	(*HostFacts)(nil),               // 1: skypanel.agent.v1.HostFacts
+	(*EnrollRequest)(nil),           // 2: skypanel.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),          // 3: skypanel.agent.v1.EnrollResponse
+	(*RenewRequest)(nil),            // 4: skypanel.agent.v1.RenewRequest
+	(*RenewResponse)(nil),           // 5: skypanel.agent.v1.RenewResponse
+	(*ConnectRequest)(nil),          // 6: skypanel.agent.v1.ConnectRequest
+	(*ConnectResponse)(nil),         // 7: skypanel.agent.v1.ConnectResponse
+	(*Command)(nil),                 // 8: skypanel.agent.v1.Command
+	(*NetworkEnsure)(nil),           // 9: skypanel.agent.v1.NetworkEnsure
+	(*WorkloadHealthCheck)(nil),     // 10: skypanel.agent.v1.WorkloadHealthCheck
+	(*ServiceApply)(nil),            // 11: skypanel.agent.v1.ServiceApply
+	(*ServiceRemove)(nil),           // 12: skypanel.agent.v1.ServiceRemove
+	(*EdgeRoute)(nil),               // 13: skypanel.agent.v1.EdgeRoute
+	(*EdgeCertificate)(nil),         // 14: skypanel.agent.v1.EdgeCertificate
+	(*EdgeChallenge)(nil),           // 15: skypanel.agent.v1.EdgeChallenge
+	(*EdgeConfigure)(nil),           // 16: skypanel.agent.v1.EdgeConfigure
+	(*LogsFollow)(nil),              // 17: skypanel.agent.v1.LogsFollow
+	(*SwarmInit)(nil),               // 18: skypanel.agent.v1.SwarmInit
+	(*SwarmJoin)(nil),               // 19: skypanel.agent.v1.SwarmJoin
+	(*SwarmLeave)(nil),              // 20: skypanel.agent.v1.SwarmLeave
+	(*NodeUpdate)(nil),              // 21: skypanel.agent.v1.NodeUpdate
+	(*NodeRemove)(nil),              // 22: skypanel.agent.v1.NodeRemove
+	(*GossipConfig)(nil),            // 23: skypanel.agent.v1.GossipConfig
+	(*AckRequest)(nil),              // 24: skypanel.agent.v1.AckRequest
+	(*AckResponse)(nil),             // 25: skypanel.agent.v1.AckResponse
+	(*HostMetrics)(nil),             // 26: skypanel.agent.v1.HostMetrics
+	(*DockerState)(nil),             // 27: skypanel.agent.v1.DockerState
+	(*ReportRequest)(nil),           // 28: skypanel.agent.v1.ReportRequest
+	(*ReportResponse)(nil),          // 29: skypanel.agent.v1.ReportResponse
+	(*TaskStatus)(nil),              // 30: skypanel.agent.v1.TaskStatus
+	(*ServiceStatus)(nil),           // 31: skypanel.agent.v1.ServiceStatus
+	(*ContainerStats)(nil),          // 32: skypanel.agent.v1.ContainerStats
+	(*ReportWorkloadsRequest)(nil),  // 33: skypanel.agent.v1.ReportWorkloadsRequest
+	(*ReportWorkloadsResponse)(nil), // 34: skypanel.agent.v1.ReportWorkloadsResponse
+	(*AgentLogLine)(nil),            // 35: skypanel.agent.v1.AgentLogLine
+	(*PushLogsRequest)(nil),         // 36: skypanel.agent.v1.PushLogsRequest
+	(*PushLogsResponse)(nil),        // 37: skypanel.agent.v1.PushLogsResponse
+	nil,                             // 38: skypanel.agent.v1.EnrollResponse.LabelsEntry
+	nil,                             // 39: skypanel.agent.v1.NetworkEnsure.LabelsEntry
+	nil,                             // 40: skypanel.agent.v1.ServiceApply.LabelsEntry
+	nil,                             // 41: skypanel.agent.v1.NodeUpdate.LabelsEntry
+	(*timestamppb.Timestamp)(nil),   // 42: google.protobuf.Timestamp
 }
 var file_skypanel_agent_v1_agent_proto_depIdxs = []int32{
 	1,  // 0: skypanel.agent.v1.EnrollRequest.facts:type_name -> skypanel.agent.v1.HostFacts
 	0,  // 1: skypanel.agent.v1.EnrollResponse.role:type_name -> skypanel.agent.v1.NodeRole
-	21, // 2: skypanel.agent.v1.EnrollResponse.labels:type_name -> skypanel.agent.v1.EnrollResponse.LabelsEntry
+	38, // 2: skypanel.agent.v1.EnrollResponse.labels:type_name -> skypanel.agent.v1.EnrollResponse.LabelsEntry
 	8,  // 3: skypanel.agent.v1.ConnectResponse.command:type_name -> skypanel.agent.v1.Command
-	23, // 4: skypanel.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: skypanel.agent.v1.Command.swarm_init:type_name -> skypanel.agent.v1.SwarmInit
-	10, // 6: skypanel.agent.v1.Command.swarm_join:type_name -> skypanel.agent.v1.SwarmJoin
-	11, // 7: skypanel.agent.v1.Command.swarm_leave:type_name -> skypanel.agent.v1.SwarmLeave
-	12, // 8: skypanel.agent.v1.Command.node_update:type_name -> skypanel.agent.v1.NodeUpdate
-	13, // 9: skypanel.agent.v1.Command.node_remove:type_name -> skypanel.agent.v1.NodeRemove
-	14, // 10: skypanel.agent.v1.Command.gossip_config:type_name -> skypanel.agent.v1.GossipConfig
-	22, // 11: skypanel.agent.v1.NodeUpdate.labels:type_name -> skypanel.agent.v1.NodeUpdate.LabelsEntry
-	0,  // 12: skypanel.agent.v1.DockerState.role:type_name -> skypanel.agent.v1.NodeRole
-	23, // 13: skypanel.agent.v1.ReportRequest.sampled_at:type_name -> google.protobuf.Timestamp
-	17, // 14: skypanel.agent.v1.ReportRequest.host:type_name -> skypanel.agent.v1.HostMetrics
-	18, // 15: skypanel.agent.v1.ReportRequest.docker:type_name -> skypanel.agent.v1.DockerState
-	2,  // 16: skypanel.agent.v1.AgentService.Enroll:input_type -> skypanel.agent.v1.EnrollRequest
-	4,  // 17: skypanel.agent.v1.AgentService.Renew:input_type -> skypanel.agent.v1.RenewRequest
-	6,  // 18: skypanel.agent.v1.AgentService.Connect:input_type -> skypanel.agent.v1.ConnectRequest
-	15, // 19: skypanel.agent.v1.AgentService.Ack:input_type -> skypanel.agent.v1.AckRequest
-	19, // 20: skypanel.agent.v1.AgentService.Report:input_type -> skypanel.agent.v1.ReportRequest
-	3,  // 21: skypanel.agent.v1.AgentService.Enroll:output_type -> skypanel.agent.v1.EnrollResponse
-	5,  // 22: skypanel.agent.v1.AgentService.Renew:output_type -> skypanel.agent.v1.RenewResponse
-	7,  // 23: skypanel.agent.v1.AgentService.Connect:output_type -> skypanel.agent.v1.ConnectResponse
-	16, // 24: skypanel.agent.v1.AgentService.Ack:output_type -> skypanel.agent.v1.AckResponse
-	20, // 25: skypanel.agent.v1.AgentService.Report:output_type -> skypanel.agent.v1.ReportResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	42, // 4: skypanel.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	18, // 5: skypanel.agent.v1.Command.swarm_init:type_name -> skypanel.agent.v1.SwarmInit
+	19, // 6: skypanel.agent.v1.Command.swarm_join:type_name -> skypanel.agent.v1.SwarmJoin
+	20, // 7: skypanel.agent.v1.Command.swarm_leave:type_name -> skypanel.agent.v1.SwarmLeave
+	21, // 8: skypanel.agent.v1.Command.node_update:type_name -> skypanel.agent.v1.NodeUpdate
+	22, // 9: skypanel.agent.v1.Command.node_remove:type_name -> skypanel.agent.v1.NodeRemove
+	23, // 10: skypanel.agent.v1.Command.gossip_config:type_name -> skypanel.agent.v1.GossipConfig
+	9,  // 11: skypanel.agent.v1.Command.network_ensure:type_name -> skypanel.agent.v1.NetworkEnsure
+	11, // 12: skypanel.agent.v1.Command.service_apply:type_name -> skypanel.agent.v1.ServiceApply
+	12, // 13: skypanel.agent.v1.Command.service_remove:type_name -> skypanel.agent.v1.ServiceRemove
+	16, // 14: skypanel.agent.v1.Command.edge_configure:type_name -> skypanel.agent.v1.EdgeConfigure
+	17, // 15: skypanel.agent.v1.Command.logs_follow:type_name -> skypanel.agent.v1.LogsFollow
+	39, // 16: skypanel.agent.v1.NetworkEnsure.labels:type_name -> skypanel.agent.v1.NetworkEnsure.LabelsEntry
+	10, // 17: skypanel.agent.v1.ServiceApply.health_check:type_name -> skypanel.agent.v1.WorkloadHealthCheck
+	40, // 18: skypanel.agent.v1.ServiceApply.labels:type_name -> skypanel.agent.v1.ServiceApply.LabelsEntry
+	13, // 19: skypanel.agent.v1.EdgeConfigure.routes:type_name -> skypanel.agent.v1.EdgeRoute
+	14, // 20: skypanel.agent.v1.EdgeConfigure.certificates:type_name -> skypanel.agent.v1.EdgeCertificate
+	15, // 21: skypanel.agent.v1.EdgeConfigure.challenges:type_name -> skypanel.agent.v1.EdgeChallenge
+	42, // 22: skypanel.agent.v1.LogsFollow.since:type_name -> google.protobuf.Timestamp
+	41, // 23: skypanel.agent.v1.NodeUpdate.labels:type_name -> skypanel.agent.v1.NodeUpdate.LabelsEntry
+	0,  // 24: skypanel.agent.v1.DockerState.role:type_name -> skypanel.agent.v1.NodeRole
+	42, // 25: skypanel.agent.v1.ReportRequest.sampled_at:type_name -> google.protobuf.Timestamp
+	26, // 26: skypanel.agent.v1.ReportRequest.host:type_name -> skypanel.agent.v1.HostMetrics
+	27, // 27: skypanel.agent.v1.ReportRequest.docker:type_name -> skypanel.agent.v1.DockerState
+	42, // 28: skypanel.agent.v1.TaskStatus.updated_at:type_name -> google.protobuf.Timestamp
+	30, // 29: skypanel.agent.v1.ServiceStatus.tasks:type_name -> skypanel.agent.v1.TaskStatus
+	42, // 30: skypanel.agent.v1.ReportWorkloadsRequest.sampled_at:type_name -> google.protobuf.Timestamp
+	31, // 31: skypanel.agent.v1.ReportWorkloadsRequest.services:type_name -> skypanel.agent.v1.ServiceStatus
+	32, // 32: skypanel.agent.v1.ReportWorkloadsRequest.containers:type_name -> skypanel.agent.v1.ContainerStats
+	42, // 33: skypanel.agent.v1.AgentLogLine.at:type_name -> google.protobuf.Timestamp
+	35, // 34: skypanel.agent.v1.PushLogsRequest.lines:type_name -> skypanel.agent.v1.AgentLogLine
+	2,  // 35: skypanel.agent.v1.AgentService.Enroll:input_type -> skypanel.agent.v1.EnrollRequest
+	4,  // 36: skypanel.agent.v1.AgentService.Renew:input_type -> skypanel.agent.v1.RenewRequest
+	6,  // 37: skypanel.agent.v1.AgentService.Connect:input_type -> skypanel.agent.v1.ConnectRequest
+	24, // 38: skypanel.agent.v1.AgentService.Ack:input_type -> skypanel.agent.v1.AckRequest
+	28, // 39: skypanel.agent.v1.AgentService.Report:input_type -> skypanel.agent.v1.ReportRequest
+	33, // 40: skypanel.agent.v1.AgentService.ReportWorkloads:input_type -> skypanel.agent.v1.ReportWorkloadsRequest
+	36, // 41: skypanel.agent.v1.AgentService.PushLogs:input_type -> skypanel.agent.v1.PushLogsRequest
+	3,  // 42: skypanel.agent.v1.AgentService.Enroll:output_type -> skypanel.agent.v1.EnrollResponse
+	5,  // 43: skypanel.agent.v1.AgentService.Renew:output_type -> skypanel.agent.v1.RenewResponse
+	7,  // 44: skypanel.agent.v1.AgentService.Connect:output_type -> skypanel.agent.v1.ConnectResponse
+	25, // 45: skypanel.agent.v1.AgentService.Ack:output_type -> skypanel.agent.v1.AckResponse
+	29, // 46: skypanel.agent.v1.AgentService.Report:output_type -> skypanel.agent.v1.ReportResponse
+	34, // 47: skypanel.agent.v1.AgentService.ReportWorkloads:output_type -> skypanel.agent.v1.ReportWorkloadsResponse
+	37, // 48: skypanel.agent.v1.AgentService.PushLogs:output_type -> skypanel.agent.v1.PushLogsResponse
+	42, // [42:49] is the sub-list for method output_type
+	35, // [35:42] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_skypanel_agent_v1_agent_proto_init() }
@@ -1753,6 +3299,11 @@ func file_skypanel_agent_v1_agent_proto_init() {
 		(*Command_NodeUpdate)(nil),
 		(*Command_NodeRemove)(nil),
 		(*Command_GossipConfig)(nil),
+		(*Command_NetworkEnsure)(nil),
+		(*Command_ServiceApply)(nil),
+		(*Command_ServiceRemove)(nil),
+		(*Command_EdgeConfigure)(nil),
+		(*Command_LogsFollow)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1760,7 +3311,7 @@ func file_skypanel_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skypanel_agent_v1_agent_proto_rawDesc), len(file_skypanel_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypanel/agent/v1/agent.proto.
  */
 export const file_skypanel_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Ch1za3lwYW5lbC9hZ2VudC92MS9hZ2VudC5wcm90bxIRc2t5cGFuZWwuYWdlbnQudjEiiAIKCUhvc3RGYWN0cxIaCghob3N0bmFtZRgBIAEoCUIIukgFcgMY/QESFAoCb3MYAiABKAlCCLpIBXIDGMgBEhgKBmtlcm5lbBgDIAEoCUIIukgFcgMYyAESFQoEYXJjaBgEIAEoCUIHukgEcgIYIBIVCgRjcHVzGAUgASgFQge6SAQaAigAEh0KDG1lbW9yeV9ieXRlcxgGIAEoA0IHukgEIgIoABIfCg5kb2NrZXJfdmVyc2lvbhgHIAEoCUIHukgEcgIYQBIeCg1hZ2VudF92ZXJzaW9uGAggASgJQge6SARyAhhAEiEKDmFkdmVydGlzZV9hZGRyGAkgASgJQgm6SAZyBBABGEAifAoNRW5yb2xsUmVxdWVzdBIZCgV0b2tlbhgBIAEoCUIKukgHcgUQChjIARIbCgdjc3JfZGVyGAIgASgMQgq6SAd6BRABGIBAEjMKBWZhY3RzGAMgASgLMhwuc2t5cGFuZWwuYWdlbnQudjEuSG9zdEZhY3RzQga6SAPIAQEi9wEKDkVucm9sbFJlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSEgoKY2x1c3Rlcl9pZBgCIAEoCRIpCgRyb2xlGAMgASgOMhsuc2t5cGFuZWwuYWdlbnQudjEuTm9kZVJvbGUSPQoGbGFiZWxzGAQgAygLMi0uc2t5cGFuZWwuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2UuTGFiZWxzRW50cnkSFwoPY2VydGlmaWNhdGVfcGVtGAUgASgJEg4KBmNhX3BlbRgGIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIisKDFJlbmV3UmVxdWVzdBIbCgdjc3JfZGVyGAEgASgMQgq6SAd6BRABGIBAIigKDVJlbmV3UmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJIkwKDkNvbm5lY3RSZXF1ZXN0EhoKCWFmdGVyX3NlcRgBIAEoA0IHukgEIgIoABIeCg1hZ2VudF92ZXJzaW9uGAIgASgJQge6SARyAhhAIj4KD0Nvbm5lY3RSZXNwb25zZRIrCgdjb21tYW5kGAEgASgLMhouc2t5cGFuZWwuYWdlbnQudjEuQ29tbWFuZCKeAwoHQ29tbWFuZBILCgNzZXEYASABKAMSCgoCaWQYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKc3dhcm1faW5pdBgKIAEoCzIcLnNreXBhbmVsLmFnZW50LnYxLlN3YXJtSW5pdEgAEjIKCnN3YXJtX2pvaW4YCyABKAsyHC5za3lwYW5lbC5hZ2VudC52MS5Td2FybUpvaW5IABI0Cgtzd2FybV9sZWF2ZRgMIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLlN3YXJtTGVhdmVIABI0Cgtub2RlX3VwZGF0ZRgNIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLk5vZGVVcGRhdGVIABI0Cgtub2RlX3JlbW92ZRgOIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLk5vZGVSZW1vdmVIABI4Cg1nb3NzaXBfY29uZmlnGA8gASgLMh8uc2t5cGFuZWwuYWdlbnQudjEuR29zc2lwQ29uZmlnSABCBgoEa2luZCI4CglTd2FybUluaXQSFgoOYWR2ZXJ0aXNlX2FkZHIYASABKAkSEwoLbGlzdGVuX2FkZHIYAiABKAkiYgoJU3dhcm1Kb2luEhQKDHJlbW90ZV9hZGRycxgBIAMoCRISCgpqb2luX3Rva2VuGAIgASgJEhYKDmFkdmVydGlzZV9hZGRyGAMgASgJEhMKC2xpc3Rlbl9hZGRyGAQgASgJIhsKClN3YXJtTGVhdmUSDQoFZm9yY2UYASABKAgiowEKCk5vZGVVcGRhdGUSFQoNc3dhcm1fbm9kZV9pZBgBIAEoCRIUCgxhdmFpbGFiaWxpdHkYAiABKAkSOQoGbGFiZWxzGAMgAygLMikuc2t5cGFuZWwuYWdlbnQudjEuTm9kZVVwZGF0ZS5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjIKCk5vZGVSZW1vdmUSFQoNc3dhcm1fbm9kZV9pZBgBIAEoCRINCgVmb3JjZRgCIAEoCCJHCgxHb3NzaXBDb25maWcSCwoDa2V5GAEgASgMEg0KBWxhYmVsGAIgASgJEg0KBXBlZXJzGAMgAygJEgwKBHBvcnQYBCABKAUiYgoKQWNrUmVxdWVzdBIUCgNzZXEYASABKANCB7pIBCICIAASCgoCb2sYAiABKAgSFwoFZXJyb3IYAyABKAlCCLpIBXIDGKAfEhkKBm91dHB1dBgEIAEoCUIJukgGcgQYgIAEIg0KC0Fja1Jlc3BvbnNlIuYBCgtIb3N0TWV0cmljcxITCgtjcHVfcGVyY2VudBgBIAEoARIZChFtZW1vcnlfdXNlZF9ieXRlcxgCIAEoAxIaChJtZW1vcnlfdG90YWxfYnl0ZXMYAyABKAMSFwoPZGlza191c2VkX2J5dGVzGAQgASgDEhgKEGRpc2tfdG90YWxfYnl0ZXMYBSABKAMSFAoMbmV0X3J4X2J5dGVzGAYgASgDEhQKDG5ldF90eF9ieXRlcxgHIAEoAxINCgVsb2FkMRgIIAEoARINCgVsb2FkNRgJIAEoARIOCgZsb2FkMTUYCiABKAEiqAIKC0RvY2tlclN0YXRlEhYKDmVuZ2luZV92ZXJzaW9uGAEgASgJEhUKDXN3YXJtX25vZGVfaWQYAiABKAkSEwoLc3dhcm1fc3RhdGUYAyABKAkSKQoEcm9sZRgEIAEoDjIbLnNreXBhbmVsLmFnZW50LnYxLk5vZGVSb2xlEhQKDGF2YWlsYWJpbGl0eRgFIAEoCRIaChJjb250YWluZXJzX3J1bm5pbmcYBiABKAUSGAoQY29udGFpbmVyc190b3RhbBgHIAEoBRIVCg10YXNrc19ydW5uaW5nGAggASgFEhQKDGltYWdlc19ieXRlcxgJIAEoAxIVCg12b2x1bWVzX2J5dGVzGAogASgDEhoKEm92ZXJsYXlfZW5jcnlwdGlvbhgLIAEoCCLnAQoNUmVwb3J0UmVxdWVzdBIuCgpzYW1wbGVkX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCgRob3N0GAIgASgLMh4uc2t5cGFuZWwuYWdlbnQudjEuSG9zdE1ldHJpY3MSLgoGZG9ja2VyGAMgASgLMh4uc2t5cGFuZWwuYWdlbnQudjEuRG9ja2VyU3RhdGUSJAoRdW5yZWFjaGFibGVfcGVlcnMYBCADKAlCCbpIBpIBAxDoBxIiCg9yZWFjaGFibGVfcGVlcnMYBSADKAlCCbpIBpIBAxDoByIqCg5SZXBvcnRSZXNwb25zZRIYChBpbnRlcnZhbF9zZWNvbmRzGAEgASgFKlIKCE5vZGVSb2xlEhkKFU5PREVfUk9MRV9VTlNQRUNJRklFRBAAEhUKEU5PREVfUk9MRV9NQU5BR0VSEAESFAoQTk9ERV9ST0xFX1dPUktFUhACMpIDCgxBZ2VudFNlcnZpY2USTQoGRW5yb2xsEiAuc2t5cGFuZWwuYWdlbnQudjEuRW5yb2xsUmVxdWVzdBohLnNreXBhbmVsLmFnZW50LnYxLkVucm9sbFJlc3BvbnNlEkoKBVJlbmV3Eh8uc2t5cGFuZWwuYWdlbnQudjEuUmVuZXdSZXF1ZXN0GiAuc2t5cGFuZWwuYWdlbnQudjEuUmVuZXdSZXNwb25zZRJSCgdDb25uZWN0EiEuc2t5cGFuZWwuYWdlbnQudjEuQ29ubmVjdFJlcXVlc3QaIi5za3lwYW5lbC5hZ2VudC52MS5Db25uZWN0UmVzcG9uc2UwARJECgNBY2sSHS5za3lwYW5lbC5hZ2VudC52MS5BY2tSZXF1ZXN0Gh4uc2t5cGFuZWwuYWdlbnQudjEuQWNrUmVzcG9uc2USTQoGUmVwb3J0EiAuc2t5cGFuZWwuYWdlbnQudjEuUmVwb3J0UmVxdWVzdBohLnNreXBhbmVsLmFnZW50LnYxLlJlcG9ydFJlc3BvbnNlQrsBChVjb20uc2t5cGFuZWwuYWdlbnQudjFCCkFnZW50UHJvdG9QAVowc2t5cGFuZWwvc2hhcmVkL2dlbi9nby9za3lwYW5lbC9hZ2VudC92MTthZ2VudHYxogIDU0FYqgIRU2t5cGFuZWwuQWdlbnQuVjHKAhFTa3lwYW5lbFxBZ2VudFxWMeICHVNreXBhbmVsXEFnZW50XFYxXEdQQk1ldGFkYXRh6gITU2t5cGFuZWw6OkFnZW50OjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("Ch1za3lwYW5lbC9hZ2VudC92MS9hZ2VudC5wcm90bxIRc2t5cGFuZWwuYWdlbnQudjEiiAIKCUhvc3RGYWN0cxIaCghob3N0bmFtZRgBIAEoCUIIukgFcgMY/QESFAoCb3MYAiABKAlCCLpIBXIDGMgBEhgKBmtlcm5lbBgDIAEoCUIIukgFcgMYyAESFQoEYXJjaBgEIAEoCUIHukgEcgIYIBIVCgRjcHVzGAUgASgFQge6SAQaAigAEh0KDG1lbW9yeV9ieXRlcxgGIAEoA0IHukgEIgIoABIfCg5kb2NrZXJfdmVyc2lvbhgHIAEoCUIHukgEcgIYQBIeCg1hZ2VudF92ZXJzaW9uGAggASgJQge6SARyAhhAEiEKDmFkdmVydGlzZV9hZGRyGAkgASgJQgm6SAZyBBABGEAifAoNRW5yb2xsUmVxdWVzdBIZCgV0b2tlbhgBIAEoCUIKukgHcgUQChjIARIbCgdjc3JfZGVyGAIgASgMQgq6SAd6BRABGIBAEjMKBWZhY3RzGAMgASgLMhwuc2t5cGFuZWwuYWdlbnQudjEuSG9zdEZhY3RzQga6SAPIAQEi9wEKDkVucm9sbFJlc3BvbnNlEg8KB25vZGVfaWQYASABKAkSEgoKY2x1c3Rlcl9pZBgCIAEoCRIpCgRyb2xlGAMgASgOMhsuc2t5cGFuZWwuYWdlbnQudjEuTm9kZVJvbGUSPQoGbGFiZWxzGAQgAygLMi0uc2t5cGFuZWwuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2UuTGFiZWxzRW50cnkSFwoPY2VydGlmaWNhdGVfcGVtGAUgASgJEg4KBmNhX3BlbRgGIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIisKDFJlbmV3UmVxdWVzdBIbCgdjc3JfZGVyGAEgASgMQgq6SAd6BRABGIBAIigKDVJlbmV3UmVzcG9uc2USFwoPY2VydGlmaWNhdGVfcGVtGAEgASgJIkwKDkNvbm5lY3RSZXF1ZXN0EhoKCWFmdGVyX3NlcRgBIAEoA0IHukgEIgIoABIeCg1hZ2VudF92ZXJzaW9uGAIgASgJQge6SARyAhhAIj4KD0Nvbm5lY3RSZXNwb25zZRIrCgdjb21tYW5kGAEgASgLMhouc2t5cGFuZWwuYWdlbnQudjEuQ29tbWFuZCLCBQoHQ29tbWFuZBILCgNzZXEYASABKAMSCgoCaWQYAiABKAkSLgoKY3JlYXRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoKc3dhcm1faW5pdBgKIAEoCzIcLnNreXBhbmVsLmFnZW50LnYxLlN3YXJtSW5pdEgAEjIKCnN3YXJtX2pvaW4YCyABKAsyHC5za3lwYW5lbC5hZ2VudC52MS5Td2FybUpvaW5IABI0Cgtzd2FybV9sZWF2ZRgMIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLlN3YXJtTGVhdmVIABI0Cgtub2RlX3VwZGF0ZRgNIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLk5vZGVVcGRhdGVIABI0Cgtub2RlX3JlbW92ZRgOIAEoCzIdLnNreXBhbmVsLmFnZW50LnYxLk5vZGVSZW1vdmVIABI4Cg1nb3NzaXBfY29uZmlnGA8gASgLMh8uc2t5cGFuZWwuYWdlbnQudjEuR29zc2lwQ29uZmlnSAASOgoObmV0d29ya19lbnN1cmUYECABKAsyIC5za3lwYW5lbC5hZ2VudC52MS5OZXR3b3JrRW5zdXJlSAASOAoNc2VydmljZV9hcHBseRgRIAEoCzIfLnNreXBhbmVsLmFnZW50LnYxLlNlcnZpY2VBcHBseUgAEjoKDnNlcnZpY2VfcmVtb3ZlGBIgASgLMiAuc2t5cGFuZWwuYWdlbnQudjEuU2VydmljZVJlbW92ZUgAEjoKDmVkZ2VfY29uZmlndXJlGBMgASgLMiAuc2t5cGFuZWwuYWdlbnQudjEuRWRnZUNvbmZpZ3VyZUgAEjQKC2xvZ3NfZm9sbG93GBQgASgLMh0uc2t5cGFuZWwuYWdlbnQudjEuTG9nc0ZvbGxvd0gAQgYKBGtpbmQinQEKDU5ldHdvcmtFbnN1cmUSDAoEbmFtZRgBIAEoCRI8CgZsYWJlbHMYAiADKAsyLC5za3lwYW5lbC5hZ2VudC52MS5OZXR3b3JrRW5zdXJlLkxhYmVsc0VudHJ5EhEKCWVuY3J5cHRlZBgDIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBInkKE1dvcmtsb2FkSGVhbHRoQ2hlY2sSDwoHY29tbWFuZBgBIAMoCRITCgtpbnRlcnZhbF9tcxgCIAEoAxISCgp0aW1lb3V0X21zGAMgASgDEg8KB3JldHJpZXMYBCABKAUSFwoPc3RhcnRfcGVyaW9kX21zGAUgASgDIr0DCgxTZXJ2aWNlQXBwbHkSFAoMc2VydmljZV9uYW1lGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSDQoFaW1hZ2UYAyABKAkSCwoDZW52GAQgAygJEg8KB2NvbW1hbmQYBSADKAkSEAoIcmVwbGljYXMYBiABKAUSEgoKY3B1X21pbGxpcxgHIAEoAxIUCgxtZW1vcnlfYnl0ZXMYCCABKAMSPAoMaGVhbHRoX2NoZWNrGAkgASgLMiYuc2t5cGFuZWwuYWdlbnQudjEuV29ya2xvYWRIZWFsdGhDaGVjaxIPCgduZXR3b3JrGAogASgJEjsKBmxhYmVscxgLIAMoCzIrLnNreXBhbmVsLmFnZW50LnYxLlNlcnZpY2VBcHBseS5MYWJlbHNFbnRyeRIVCg1yZWdpc3RyeV9hdXRoGAwgASgJEhQKDGZvcmNlX3VwZGF0ZRgNIAEoBBIbChNyb2xsYmFja19vbl9mYWlsdXJlGA4gASgIEhIKCm1vbml0b3JfbXMYDyABKAMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIlCg1TZXJ2aWNlUmVtb3ZlEhQKDHNlcnZpY2VfbmFtZRgBIAEoCSJXCglFZGdlUm91dGUSDQoFaG9zdHMYASADKAkSEAoIdXBzdHJlYW0YAiABKAkSEQoJc3VzcGVuZGVkGAMgASgIEhYKDmh0dHBzX3JlZGlyZWN0GAQgASgIIkMKD0VkZ2VDZXJ0aWZpY2F0ZRINCgVob3N0cxgBIAMoCRIQCghjZXJ0X3BlbRgCIAEoCRIPCgdrZXlfcGVtGAMgASgJIisKDUVkZ2VDaGFsbGVuZ2USDAoEcGF0aBgBIAEoCRIMCgRib2R5GAIgASgJItABCg1FZGdlQ29uZmlndXJlEg8KB3ZlcnNpb24YASABKAMSLAoGcm91dGVzGAIgAygLMhwuc2t5cGFuZWwuYWdlbnQudjEuRWRnZVJvdXRlEjgKDGNlcnRpZmljYXRlcxgDIAMoCzIiLnNreXBhbmVsLmFnZW50LnYxLkVkZ2VDZXJ0aWZpY2F0ZRI0CgpjaGFsbGVuZ2VzGAQgAygLMiAuc2t5cGFuZWwuYWdlbnQudjEuRWRnZUNoYWxsZW5nZRIQCghuZXR3b3JrcxgFIAMoCSJ+CgpMb2dzRm9sbG93EhEKCXN0cmVhbV9pZBgBIAEoCRIUCgxzZXJ2aWNlX25hbWUYAiABKAkSDAoEdGFpbBgDIAEoBRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGZm9sbG93GAUgASgIIjgKCVN3YXJtSW5pdBIWCg5hZHZlcnRpc2VfYWRkchgBIAEoCRITCgtsaXN0ZW5fYWRkchgCIAEoCSJiCglTd2FybUpvaW4SFAoMcmVtb3RlX2FkZHJzGAEgAygJEhIKCmpvaW5fdG9rZW4YAiABKAkSFgoOYWR2ZXJ0aXNlX2FkZHIYAyABKAkSEwoLbGlzdGVuX2FkZHIYBCABKAkiGwoKU3dhcm1MZWF2ZRINCgVmb3JjZRgBIAEoCCKjAQoKTm9kZVVwZGF0ZRIVCg1zd2FybV9ub2RlX2lkGAEgASgJEhQKDGF2YWlsYWJpbGl0eRgCIAEoCRI5CgZsYWJlbHMYAyADKAsyKS5za3lwYW5lbC5hZ2VudC52MS5Ob2RlVXBkYXRlLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiMgoKTm9kZVJlbW92ZRIVCg1zd2FybV9ub2RlX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIkcKDEdvc3NpcENvbmZpZxILCgNrZXkYASABKAwSDQoFbGFiZWwYAiABKAkSDQoFcGVlcnMYAyADKAkSDAoEcG9ydBgEIAEoBSJiCgpBY2tSZXF1ZXN0EhQKA3NlcRgBIAEoA0IHukgEIgIgABIKCgJvaxgCIAEoCBIXCgVlcnJvchgDIAEoCUIIukgFcgMYoB8SGQoGb3V0cHV0GAQgASgJQgm6SAZyBBiAgAQiDQoLQWNrUmVzcG9uc2Ui5gEKC0hvc3RNZXRyaWNzEhMKC2NwdV9wZXJjZW50GAEgASgBEhkKEW1lbW9yeV91c2VkX2J5dGVzGAIgASgDEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgDIAEoAxIXCg9kaXNrX3VzZWRfYnl0ZXMYBCABKAMSGAoQZGlza190b3RhbF9ieXRlcxgFIAEoAxIUCgxuZXRfcnhfYnl0ZXMYBiABKAMSFAoMbmV0X3R4X2J5dGVzGAcgASgDEg0KBWxvYWQxGAggASgBEg0KBWxvYWQ1GAkgASgBEg4KBmxvYWQxNRgKIAEoASKoAgoLRG9ja2VyU3RhdGUSFgoOZW5naW5lX3ZlcnNpb24YASABKAkSFQoNc3dhcm1fbm9kZV9pZBgCIAEoCRITCgtzd2FybV9zdGF0ZRgDIAEoCRIpCgRyb2xlGAQgASgOMhsuc2t5cGFuZWwuYWdlbnQudjEuTm9kZVJvbGUSFAoMYXZhaWxhYmlsaXR5GAUgASgJEhoKEmNvbnRhaW5lcnNfcnVubmluZxgGIAEoBRIYChBjb250YWluZXJzX3RvdGFsGAcgASgFEhUKDXRhc2tzX3J1bm5pbmcYCCABKAUSFAoMaW1hZ2VzX2J5dGVzGAkgASgDEhUKDXZvbHVtZXNfYnl0ZXMYCiABKAMSGgoSb3ZlcmxheV9lbmNyeXB0aW9uGAsgASgIIucBCg1SZXBvcnRSZXF1ZXN0Ei4KCnNhbXBsZWRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBGhvc3QYAiABKAsyHi5za3lwYW5lbC5hZ2VudC52MS5Ib3N0TWV0cmljcxIuCgZkb2NrZXIYAyABKAsyHi5za3lwYW5lbC5hZ2VudC52MS5Eb2NrZXJTdGF0ZRIkChF1bnJlYWNoYWJsZV9wZWVycxgEIAMoCUIJukgGkgEDEOgHEiIKD3JlYWNoYWJsZV9wZWVycxgFIAMoCUIJukgGkgEDEOgHIioKDlJlcG9ydFJlc3BvbnNlEhgKEGludGVydmFsX3NlY29uZHMYASABKAUizwEKClRhc2tTdGF0dXMSCgoCaWQYASABKAkSDAoEc2xvdBgCIAEoBRIVCg1zd2FybV9ub2RlX2lkGAMgASgJEg0KBXN0YXRlGAQgASgJEhUKDWRlc2lyZWRfc3RhdGUYBSABKAkSDQoFZXJyb3IYBiABKAkSFAoMY29udGFpbmVyX2lkGAcgASgJEhUKDWRlcGxveW1lbnRfaWQYCCABKAkSLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKDVNlcnZpY2VTdGF0dXMSFAoMc2VydmljZV9uYW1lGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkSFAoMdXBkYXRlX3N0YXRlGAMgASgJEhYKDnVwZGF0ZV9tZXNzYWdlGAQgASgJEhgKEGRlc2lyZWRfcmVwbGljYXMYBSABKAUSLAoFdGFza3MYBiADKAsyHS5za3lwYW5lbC5hZ2VudC52MS5UYXNrU3RhdHVzEh4KFnByZXZpb3VzX2RlcGxveW1lbnRfaWQYByABKAkinAEKDkNvbnRhaW5lclN0YXRzEhQKDHNlcnZpY2VfbmFtZRgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEgwKBHNsb3QYAyABKAUSEwoLY3B1X3BlcmNlbnQYBCABKAESFAoMbWVtb3J5X2J5dGVzGAUgASgDEhQKDG5ldF9yeF9ieXRlcxgGIAEoAxIUCgxuZXRfdHhfYnl0ZXMYByABKAMi2wEKFlJlcG9ydFdvcmtsb2Fkc1JlcXVlc3QSLgoKc2FtcGxlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPQoIc2VydmljZXMYAiADKAsyIC5za3lwYW5lbC5hZ2VudC52MS5TZXJ2aWNlU3RhdHVzQgm6SAaSAQMQkE4SEAoIY29tcGxldGUYAyABKAgSQAoKY29udGFpbmVycxgEIAMoCzIhLnNreXBhbmVsLmFnZW50LnYxLkNvbnRhaW5lclN0YXRzQgm6SAaSAQMQkE4iGQoXUmVwb3J0V29ya2xvYWRzUmVzcG9uc2UiigEKDEFnZW50TG9nTGluZRImCgJhdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdGFza19pZBgCIAEoCRIMCgRzbG90GAMgASgFEhUKDXN3YXJtX25vZGVfaWQYBCABKAkSDgoGc3RyZWFtGAUgASgJEgwKBHRleHQYBiABKAkijwEKD1B1c2hMb2dzUmVxdWVzdBIaCglzdHJlYW1faWQYASABKAlCB7pIBHICGEASOQoFbGluZXMYAiADKAsyHy5za3lwYW5lbC5hZ2VudC52MS5BZ2VudExvZ0xpbmVCCbpIBpIBAxCIJxIMCgRkb25lGAMgASgIEhcKBWVycm9yGAQgASgJQgi6SAVyAxigHyIgChBQdXNoTG9nc1Jlc3BvbnNlEgwKBHN0b3AYASABKAgqUgoITm9kZVJvbGUSGQoVTk9ERV9ST0xFX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9ST0xFX01BTkFHRVIQARIUChBOT0RFX1JPTEVfV09SS0VSEAIy0QQKDEFnZW50U2VydmljZRJNCgZFbnJvbGwSIC5za3lwYW5lbC5hZ2VudC52MS5FbnJvbGxSZXF1ZXN0GiEuc2t5cGFuZWwuYWdlbnQudjEuRW5yb2xsUmVzcG9uc2USSgoFUmVuZXcSHy5za3lwYW5lbC5hZ2VudC52MS5SZW5ld1JlcXVlc3QaIC5za3lwYW5lbC5hZ2VudC52MS5SZW5ld1Jlc3BvbnNlElIKB0Nvbm5lY3QSIS5za3lwYW5lbC5hZ2VudC52MS5Db25uZWN0UmVxdWVzdBoiLnNreXBhbmVsLmFnZW50LnYxLkNvbm5lY3RSZXNwb25zZTABEkQKA0FjaxIdLnNreXBhbmVsLmFnZW50LnYxLkFja1JlcXVlc3QaHi5za3lwYW5lbC5hZ2VudC52MS5BY2tSZXNwb25zZRJNCgZSZXBvcnQSIC5za3lwYW5lbC5hZ2VudC52MS5SZXBvcnRSZXF1ZXN0GiEuc2t5cGFuZWwuYWdlbnQudjEuUmVwb3J0UmVzcG9uc2USaAoPUmVwb3J0V29ya2xvYWRzEikuc2t5cGFuZWwuYWdlbnQudjEuUmVwb3J0V29ya2xvYWRzUmVxdWVzdBoqLnNreXBhbmVsLmFnZW50LnYxLlJlcG9ydFdvcmtsb2Fkc1Jlc3BvbnNlElMKCFB1c2hMb2dzEiIuc2t5cGFuZWwuYWdlbnQudjEuUHVzaExvZ3NSZXF1ZXN0GiMuc2t5cGFuZWwuYWdlbnQudjEuUHVzaExvZ3NSZXNwb25zZUK7AQoVY29tLnNreXBhbmVsLmFnZW50LnYxQgpBZ2VudFByb3RvUAFaMHNreXBhbmVsL3NoYXJlZC9nZW4vZ28vc2t5cGFuZWwvYWdlbnQvdjE7YWdlbnR2MaICA1NBWKoCEVNreXBhbmVsLkFnZW50LlYxygIRU2t5cGFuZWxcQWdlbnRcVjHiAh1Ta3lwYW5lbFxBZ2VudFxWMVxHUEJNZXRhZGF0YeoCE1NreXBhbmVsOjpBZ2VudDo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * HostFacts describe a node when it enrolls.
@@ -291,6 +291,38 @@ export type Command = Message<"skypanel.agent.v1.Command"> & {
      */
     value: GossipConfig;
     case: "gossipConfig";
+  } | {
+    /**
+     * @generated from field: skypanel.agent.v1.NetworkEnsure network_ensure = 16;
+     */
+    value: NetworkEnsure;
+    case: "networkEnsure";
+  } | {
+    /**
+     * @generated from field: skypanel.agent.v1.ServiceApply service_apply = 17;
+     */
+    value: ServiceApply;
+    case: "serviceApply";
+  } | {
+    /**
+     * @generated from field: skypanel.agent.v1.ServiceRemove service_remove = 18;
+     */
+    value: ServiceRemove;
+    case: "serviceRemove";
+  } | {
+    /**
+     * @generated from field: skypanel.agent.v1.EdgeConfigure edge_configure = 19;
+     */
+    value: EdgeConfigure;
+    case: "edgeConfigure";
+  } | {
+    /**
+     * logs_follow is ephemeral: sent on the live stream only, with seq 0, never acknowledged.
+     *
+     * @generated from field: skypanel.agent.v1.LogsFollow logs_follow = 20;
+     */
+    value: LogsFollow;
+    case: "logsFollow";
   } | { case: undefined; value?: undefined };
 };
 
@@ -300,6 +332,369 @@ export type Command = Message<"skypanel.agent.v1.Command"> & {
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
   messageDesc(file_skypanel_agent_v1_agent, 7);
+
+/**
+ * NetworkEnsure creates an attachable overlay network when it does not exist (run on a manager).
+ *
+ * @generated from message skypanel.agent.v1.NetworkEnsure
+ */
+export type NetworkEnsure = Message<"skypanel.agent.v1.NetworkEnsure"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 2;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: bool encrypted = 3;
+   */
+  encrypted: boolean;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.NetworkEnsure.
+ * Use `create(NetworkEnsureSchema)` to create a new message.
+ */
+export const NetworkEnsureSchema: GenMessage<NetworkEnsure> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 8);
+
+/**
+ * WorkloadHealthCheck is run inside each task's container.
+ *
+ * @generated from message skypanel.agent.v1.WorkloadHealthCheck
+ */
+export type WorkloadHealthCheck = Message<"skypanel.agent.v1.WorkloadHealthCheck"> & {
+  /**
+   * @generated from field: repeated string command = 1;
+   */
+  command: string[];
+
+  /**
+   * @generated from field: int64 interval_ms = 2;
+   */
+  intervalMs: bigint;
+
+  /**
+   * @generated from field: int64 timeout_ms = 3;
+   */
+  timeoutMs: bigint;
+
+  /**
+   * @generated from field: int32 retries = 4;
+   */
+  retries: number;
+
+  /**
+   * @generated from field: int64 start_period_ms = 5;
+   */
+  startPeriodMs: bigint;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.WorkloadHealthCheck.
+ * Use `create(WorkloadHealthCheckSchema)` to create a new message.
+ */
+export const WorkloadHealthCheckSchema: GenMessage<WorkloadHealthCheck> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 9);
+
+/**
+ * ServiceApply creates or updates an app's Swarm service (run on a manager). The service runs
+ * with endpoint_mode dnsrr on the organization's network, start-first updates gated by the
+ * health check, and rollback on failure. Applying the same deployment_id twice does nothing.
+ *
+ * @generated from message skypanel.agent.v1.ServiceApply
+ */
+export type ServiceApply = Message<"skypanel.agent.v1.ServiceApply"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * deployment_id is recorded on the service; a service already carrying it is left alone.
+   *
+   * @generated from field: string deployment_id = 2;
+   */
+  deploymentId: string;
+
+  /**
+   * @generated from field: string image = 3;
+   */
+  image: string;
+
+  /**
+   * env holds NAME=value pairs.
+   *
+   * @generated from field: repeated string env = 4;
+   */
+  env: string[];
+
+  /**
+   * @generated from field: repeated string command = 5;
+   */
+  command: string[];
+
+  /**
+   * @generated from field: int32 replicas = 6;
+   */
+  replicas: number;
+
+  /**
+   * @generated from field: int64 cpu_millis = 7;
+   */
+  cpuMillis: bigint;
+
+  /**
+   * @generated from field: int64 memory_bytes = 8;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * @generated from field: skypanel.agent.v1.WorkloadHealthCheck health_check = 9;
+   */
+  healthCheck?: WorkloadHealthCheck | undefined;
+
+  /**
+   * @generated from field: string network = 10;
+   */
+  network: string;
+
+  /**
+   * labels go on the service and its containers (skypanel.app, skypanel.organization, ...).
+   *
+   * @generated from field: map<string, string> labels = 11;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * registry_auth is the base64url JSON of Docker's AuthConfig; empty for public images.
+   *
+   * @generated from field: string registry_auth = 12;
+   */
+  registryAuth: string;
+
+  /**
+   * force_update changes to replace every task even when nothing else changed (restart).
+   *
+   * @generated from field: uint64 force_update = 13;
+   */
+  forceUpdate: bigint;
+
+  /**
+   * rollback_on_failure lets Swarm go back to the previous spec when the update fails.
+   *
+   * @generated from field: bool rollback_on_failure = 14;
+   */
+  rollbackOnFailure: boolean;
+
+  /**
+   * monitor_ms is how long each new task is watched after it starts.
+   *
+   * @generated from field: int64 monitor_ms = 15;
+   */
+  monitorMs: bigint;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ServiceApply.
+ * Use `create(ServiceApplySchema)` to create a new message.
+ */
+export const ServiceApplySchema: GenMessage<ServiceApply> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 10);
+
+/**
+ * ServiceRemove removes an app's service (run on a manager). Removing a missing one succeeds.
+ *
+ * @generated from message skypanel.agent.v1.ServiceRemove
+ */
+export type ServiceRemove = Message<"skypanel.agent.v1.ServiceRemove"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ServiceRemove.
+ * Use `create(ServiceRemoveSchema)` to create a new message.
+ */
+export const ServiceRemoveSchema: GenMessage<ServiceRemove> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 11);
+
+/**
+ * EdgeRoute sends the requests for some hostnames to an app's service.
+ *
+ * @generated from message skypanel.agent.v1.EdgeRoute
+ */
+export type EdgeRoute = Message<"skypanel.agent.v1.EdgeRoute"> & {
+  /**
+   * @generated from field: repeated string hosts = 1;
+   */
+  hosts: string[];
+
+  /**
+   * upstream is "service-name:port" on one of the networks.
+   *
+   * @generated from field: string upstream = 2;
+   */
+  upstream: string;
+
+  /**
+   * @generated from field: bool suspended = 3;
+   */
+  suspended: boolean;
+
+  /**
+   * @generated from field: bool https_redirect = 4;
+   */
+  httpsRedirect: boolean;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.EdgeRoute.
+ * Use `create(EdgeRouteSchema)` to create a new message.
+ */
+export const EdgeRouteSchema: GenMessage<EdgeRoute> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 12);
+
+/**
+ * @generated from message skypanel.agent.v1.EdgeCertificate
+ */
+export type EdgeCertificate = Message<"skypanel.agent.v1.EdgeCertificate"> & {
+  /**
+   * @generated from field: repeated string hosts = 1;
+   */
+  hosts: string[];
+
+  /**
+   * @generated from field: string cert_pem = 2;
+   */
+  certPem: string;
+
+  /**
+   * @generated from field: string key_pem = 3;
+   */
+  keyPem: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.EdgeCertificate.
+ * Use `create(EdgeCertificateSchema)` to create a new message.
+ */
+export const EdgeCertificateSchema: GenMessage<EdgeCertificate> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 13);
+
+/**
+ * EdgeChallenge is an ACME HTTP-01 (or domain ownership) answer the edge serves on port 80.
+ *
+ * @generated from message skypanel.agent.v1.EdgeChallenge
+ */
+export type EdgeChallenge = Message<"skypanel.agent.v1.EdgeChallenge"> & {
+  /**
+   * path is the URL path, e.g. /.well-known/acme-challenge/<token>.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: string body = 2;
+   */
+  body: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.EdgeChallenge.
+ * Use `create(EdgeChallengeSchema)` to create a new message.
+ */
+export const EdgeChallengeSchema: GenMessage<EdgeChallenge> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 14);
+
+/**
+ * EdgeConfigure replaces the edge proxy's whole configuration on an edge node.
+ *
+ * @generated from message skypanel.agent.v1.EdgeConfigure
+ */
+export type EdgeConfigure = Message<"skypanel.agent.v1.EdgeConfigure"> & {
+  /**
+   * version grows with every change; an agent ignores a version lower than what it applied.
+   *
+   * @generated from field: int64 version = 1;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.EdgeRoute routes = 2;
+   */
+  routes: EdgeRoute[];
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.EdgeCertificate certificates = 3;
+   */
+  certificates: EdgeCertificate[];
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.EdgeChallenge challenges = 4;
+   */
+  challenges: EdgeChallenge[];
+
+  /**
+   * networks are the overlay networks the edge container joins.
+   *
+   * @generated from field: repeated string networks = 5;
+   */
+  networks: string[];
+};
+
+/**
+ * Describes the message skypanel.agent.v1.EdgeConfigure.
+ * Use `create(EdgeConfigureSchema)` to create a new message.
+ */
+export const EdgeConfigureSchema: GenMessage<EdgeConfigure> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 15);
+
+/**
+ * LogsFollow asks a manager to send a service's logs with PushLogs.
+ *
+ * @generated from message skypanel.agent.v1.LogsFollow
+ */
+export type LogsFollow = Message<"skypanel.agent.v1.LogsFollow"> & {
+  /**
+   * @generated from field: string stream_id = 1;
+   */
+  streamId: string;
+
+  /**
+   * @generated from field: string service_name = 2;
+   */
+  serviceName: string;
+
+  /**
+   * @generated from field: int32 tail = 3;
+   */
+  tail: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool follow = 5;
+   */
+  follow: boolean;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.LogsFollow.
+ * Use `create(LogsFollowSchema)` to create a new message.
+ */
+export const LogsFollowSchema: GenMessage<LogsFollow> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 16);
 
 /**
  * SwarmInit makes this node the first manager of a new swarm.
@@ -323,7 +718,7 @@ export type SwarmInit = Message<"skypanel.agent.v1.SwarmInit"> & {
  * Use `create(SwarmInitSchema)` to create a new message.
  */
 export const SwarmInitSchema: GenMessage<SwarmInit> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 8);
+  messageDesc(file_skypanel_agent_v1_agent, 17);
 
 /**
  * SwarmJoin joins an existing swarm.
@@ -357,7 +752,7 @@ export type SwarmJoin = Message<"skypanel.agent.v1.SwarmJoin"> & {
  * Use `create(SwarmJoinSchema)` to create a new message.
  */
 export const SwarmJoinSchema: GenMessage<SwarmJoin> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 9);
+  messageDesc(file_skypanel_agent_v1_agent, 18);
 
 /**
  * SwarmLeave leaves the swarm (run on the node being removed).
@@ -376,7 +771,7 @@ export type SwarmLeave = Message<"skypanel.agent.v1.SwarmLeave"> & {
  * Use `create(SwarmLeaveSchema)` to create a new message.
  */
 export const SwarmLeaveSchema: GenMessage<SwarmLeave> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 10);
+  messageDesc(file_skypanel_agent_v1_agent, 19);
 
 /**
  * NodeUpdate changes a swarm node's availability and labels (run on a manager).
@@ -409,7 +804,7 @@ export type NodeUpdate = Message<"skypanel.agent.v1.NodeUpdate"> & {
  * Use `create(NodeUpdateSchema)` to create a new message.
  */
 export const NodeUpdateSchema: GenMessage<NodeUpdate> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 11);
+  messageDesc(file_skypanel_agent_v1_agent, 20);
 
 /**
  * NodeRemove removes a node that left from the swarm's node list (run on a manager).
@@ -433,7 +828,7 @@ export type NodeRemove = Message<"skypanel.agent.v1.NodeRemove"> & {
  * Use `create(NodeRemoveSchema)` to create a new message.
  */
 export const NodeRemoveSchema: GenMessage<NodeRemove> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 12);
+  messageDesc(file_skypanel_agent_v1_agent, 21);
 
 /**
  * GossipConfig tells the agent who its cluster peers are and the key their gossip uses.
@@ -473,7 +868,7 @@ export type GossipConfig = Message<"skypanel.agent.v1.GossipConfig"> & {
  * Use `create(GossipConfigSchema)` to create a new message.
  */
 export const GossipConfigSchema: GenMessage<GossipConfig> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 13);
+  messageDesc(file_skypanel_agent_v1_agent, 22);
 
 /**
  * @generated from message skypanel.agent.v1.AckRequest
@@ -509,7 +904,7 @@ export type AckRequest = Message<"skypanel.agent.v1.AckRequest"> & {
  * Use `create(AckRequestSchema)` to create a new message.
  */
 export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 14);
+  messageDesc(file_skypanel_agent_v1_agent, 23);
 
 /**
  * @generated from message skypanel.agent.v1.AckResponse
@@ -522,7 +917,7 @@ export type AckResponse = Message<"skypanel.agent.v1.AckResponse"> & {
  * Use `create(AckResponseSchema)` to create a new message.
  */
 export const AckResponseSchema: GenMessage<AckResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 15);
+  messageDesc(file_skypanel_agent_v1_agent, 24);
 
 /**
  * HostMetrics are one sample of the host's resource use.
@@ -586,7 +981,7 @@ export type HostMetrics = Message<"skypanel.agent.v1.HostMetrics"> & {
  * Use `create(HostMetricsSchema)` to create a new message.
  */
 export const HostMetricsSchema: GenMessage<HostMetrics> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 16);
+  messageDesc(file_skypanel_agent_v1_agent, 25);
 
 /**
  * DockerState is what the node's Docker Engine says about itself.
@@ -659,7 +1054,7 @@ export type DockerState = Message<"skypanel.agent.v1.DockerState"> & {
  * Use `create(DockerStateSchema)` to create a new message.
  */
 export const DockerStateSchema: GenMessage<DockerState> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 17);
+  messageDesc(file_skypanel_agent_v1_agent, 26);
 
 /**
  * @generated from message skypanel.agent.v1.ReportRequest
@@ -700,7 +1095,7 @@ export type ReportRequest = Message<"skypanel.agent.v1.ReportRequest"> & {
  * Use `create(ReportRequestSchema)` to create a new message.
  */
 export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 18);
+  messageDesc(file_skypanel_agent_v1_agent, 27);
 
 /**
  * @generated from message skypanel.agent.v1.ReportResponse
@@ -719,7 +1114,318 @@ export type ReportResponse = Message<"skypanel.agent.v1.ReportResponse"> & {
  * Use `create(ReportResponseSchema)` to create a new message.
  */
 export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_agent_v1_agent, 19);
+  messageDesc(file_skypanel_agent_v1_agent, 28);
+
+/**
+ * TaskStatus is one Swarm task of an app's service.
+ *
+ * @generated from message skypanel.agent.v1.TaskStatus
+ */
+export type TaskStatus = Message<"skypanel.agent.v1.TaskStatus"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: int32 slot = 2;
+   */
+  slot: number;
+
+  /**
+   * @generated from field: string swarm_node_id = 3;
+   */
+  swarmNodeId: string;
+
+  /**
+   * @generated from field: string state = 4;
+   */
+  state: string;
+
+  /**
+   * @generated from field: string desired_state = 5;
+   */
+  desiredState: string;
+
+  /**
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * @generated from field: string container_id = 7;
+   */
+  containerId: string;
+
+  /**
+   * deployment_id is the deployment whose spec the task runs.
+   *
+   * @generated from field: string deployment_id = 8;
+   */
+  deploymentId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 9;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.TaskStatus.
+ * Use `create(TaskStatusSchema)` to create a new message.
+ */
+export const TaskStatusSchema: GenMessage<TaskStatus> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 29);
+
+/**
+ * ServiceStatus is an app's Swarm service as a manager sees it.
+ *
+ * @generated from message skypanel.agent.v1.ServiceStatus
+ */
+export type ServiceStatus = Message<"skypanel.agent.v1.ServiceStatus"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * deployment_id is the deployment whose spec the service has now (after a rollback: the
+   * previous one's).
+   *
+   * @generated from field: string deployment_id = 2;
+   */
+  deploymentId: string;
+
+  /**
+   * update_state is Swarm's UpdateStatus state: "", updating, paused, completed,
+   * rollback_started, rollback_paused, rollback_completed.
+   *
+   * @generated from field: string update_state = 3;
+   */
+  updateState: string;
+
+  /**
+   * @generated from field: string update_message = 4;
+   */
+  updateMessage: string;
+
+  /**
+   * @generated from field: int32 desired_replicas = 5;
+   */
+  desiredReplicas: number;
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.TaskStatus tasks = 6;
+   */
+  tasks: TaskStatus[];
+
+  /**
+   * previous_deployment_id is the deployment of the spec before the current one: after an
+   * automatic rollback, the deployment that failed.
+   *
+   * @generated from field: string previous_deployment_id = 7;
+   */
+  previousDeploymentId: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ServiceStatus.
+ * Use `create(ServiceStatusSchema)` to create a new message.
+ */
+export const ServiceStatusSchema: GenMessage<ServiceStatus> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 30);
+
+/**
+ * ContainerStats is one sample of an app container's resource use.
+ *
+ * @generated from message skypanel.agent.v1.ContainerStats
+ */
+export type ContainerStats = Message<"skypanel.agent.v1.ContainerStats"> & {
+  /**
+   * @generated from field: string service_name = 1;
+   */
+  serviceName: string;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: int32 slot = 3;
+   */
+  slot: number;
+
+  /**
+   * @generated from field: double cpu_percent = 4;
+   */
+  cpuPercent: number;
+
+  /**
+   * @generated from field: int64 memory_bytes = 5;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * @generated from field: int64 net_rx_bytes = 6;
+   */
+  netRxBytes: bigint;
+
+  /**
+   * @generated from field: int64 net_tx_bytes = 7;
+   */
+  netTxBytes: bigint;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ContainerStats.
+ * Use `create(ContainerStatsSchema)` to create a new message.
+ */
+export const ContainerStatsSchema: GenMessage<ContainerStats> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 31);
+
+/**
+ * @generated from message skypanel.agent.v1.ReportWorkloadsRequest
+ */
+export type ReportWorkloadsRequest = Message<"skypanel.agent.v1.ReportWorkloadsRequest"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp sampled_at = 1;
+   */
+  sampledAt?: Timestamp | undefined;
+
+  /**
+   * services is every app service in the swarm (managers only); complete says the list is
+   * whole, so a service missing from it is gone.
+   *
+   * @generated from field: repeated skypanel.agent.v1.ServiceStatus services = 2;
+   */
+  services: ServiceStatus[];
+
+  /**
+   * @generated from field: bool complete = 3;
+   */
+  complete: boolean;
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.ContainerStats containers = 4;
+   */
+  containers: ContainerStats[];
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ReportWorkloadsRequest.
+ * Use `create(ReportWorkloadsRequestSchema)` to create a new message.
+ */
+export const ReportWorkloadsRequestSchema: GenMessage<ReportWorkloadsRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 32);
+
+/**
+ * @generated from message skypanel.agent.v1.ReportWorkloadsResponse
+ */
+export type ReportWorkloadsResponse = Message<"skypanel.agent.v1.ReportWorkloadsResponse"> & {
+};
+
+/**
+ * Describes the message skypanel.agent.v1.ReportWorkloadsResponse.
+ * Use `create(ReportWorkloadsResponseSchema)` to create a new message.
+ */
+export const ReportWorkloadsResponseSchema: GenMessage<ReportWorkloadsResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 33);
+
+/**
+ * AgentLogLine is one log line of a task.
+ *
+ * @generated from message skypanel.agent.v1.AgentLogLine
+ */
+export type AgentLogLine = Message<"skypanel.agent.v1.AgentLogLine"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: int32 slot = 3;
+   */
+  slot: number;
+
+  /**
+   * @generated from field: string swarm_node_id = 4;
+   */
+  swarmNodeId: string;
+
+  /**
+   * @generated from field: string stream = 5;
+   */
+  stream: string;
+
+  /**
+   * @generated from field: string text = 6;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.AgentLogLine.
+ * Use `create(AgentLogLineSchema)` to create a new message.
+ */
+export const AgentLogLineSchema: GenMessage<AgentLogLine> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 34);
+
+/**
+ * @generated from message skypanel.agent.v1.PushLogsRequest
+ */
+export type PushLogsRequest = Message<"skypanel.agent.v1.PushLogsRequest"> & {
+  /**
+   * @generated from field: string stream_id = 1;
+   */
+  streamId: string;
+
+  /**
+   * @generated from field: repeated skypanel.agent.v1.AgentLogLine lines = 2;
+   */
+  lines: AgentLogLine[];
+
+  /**
+   * done says the logs ended (not following, or the service went away).
+   *
+   * @generated from field: bool done = 3;
+   */
+  done: boolean;
+
+  /**
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.PushLogsRequest.
+ * Use `create(PushLogsRequestSchema)` to create a new message.
+ */
+export const PushLogsRequestSchema: GenMessage<PushLogsRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 35);
+
+/**
+ * @generated from message skypanel.agent.v1.PushLogsResponse
+ */
+export type PushLogsResponse = Message<"skypanel.agent.v1.PushLogsResponse"> & {
+  /**
+   * @generated from field: bool stop = 1;
+   */
+  stop: boolean;
+};
+
+/**
+ * Describes the message skypanel.agent.v1.PushLogsResponse.
+ * Use `create(PushLogsResponseSchema)` to create a new message.
+ */
+export const PushLogsResponseSchema: GenMessage<PushLogsResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_agent_v1_agent, 36);
 
 /**
  * NodeRole is the role a node has in its Swarm.
@@ -809,6 +1515,29 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ReportRequestSchema;
     output: typeof ReportResponseSchema;
+  },
+  /**
+   * ReportWorkloads delivers the state of the apps' services and tasks (from managers) and
+   * their containers' resource use (from every node). Agents send it when Docker's events
+   * show a change, and with every heartbeat.
+   *
+   * @generated from rpc skypanel.agent.v1.AgentService.ReportWorkloads
+   */
+  reportWorkloads: {
+    methodKind: "unary";
+    input: typeof ReportWorkloadsRequestSchema;
+    output: typeof ReportWorkloadsResponseSchema;
+  },
+  /**
+   * PushLogs delivers log lines for a LogsFollow command. The response's stop says the reader
+   * went away: the agent stops following.
+   *
+   * @generated from rpc skypanel.agent.v1.AgentService.PushLogs
+   */
+  pushLogs: {
+    methodKind: "unary";
+    input: typeof PushLogsRequestSchema;
+    output: typeof PushLogsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_skypanel_agent_v1_agent, 0);

@@ -43,6 +43,11 @@ const (
 	AgentServiceAckProcedure = "/skypanel.agent.v1.AgentService/Ack"
 	// AgentServiceReportProcedure is the fully-qualified name of the AgentService's Report RPC.
 	AgentServiceReportProcedure = "/skypanel.agent.v1.AgentService/Report"
+	// AgentServiceReportWorkloadsProcedure is the fully-qualified name of the AgentService's
+	// ReportWorkloads RPC.
+	AgentServiceReportWorkloadsProcedure = "/skypanel.agent.v1.AgentService/ReportWorkloads"
+	// AgentServicePushLogsProcedure is the fully-qualified name of the AgentService's PushLogs RPC.
+	AgentServicePushLogsProcedure = "/skypanel.agent.v1.AgentService/PushLogs"
 )
 
 // AgentServiceClient is a client for the skypanel.agent.v1.AgentService service.
@@ -59,6 +64,13 @@ type AgentServiceClient interface {
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
 	// Report delivers a heartbeat: host metrics, Docker state and gossip observations.
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// ReportWorkloads delivers the state of the apps' services and tasks (from managers) and
+	// their containers' resource use (from every node). Agents send it when Docker's events
+	// show a change, and with every heartbeat.
+	ReportWorkloads(context.Context, *connect.Request[v1.ReportWorkloadsRequest]) (*connect.Response[v1.ReportWorkloadsResponse], error)
+	// PushLogs delivers log lines for a LogsFollow command. The response's stop says the reader
+	// went away: the agent stops following.
+	PushLogs(context.Context, *connect.Request[v1.PushLogsRequest]) (*connect.Response[v1.PushLogsResponse], error)
 }
 
 // NewAgentServiceClient constructs a client for the skypanel.agent.v1.AgentService service. By
@@ -102,16 +114,30 @@ func NewAgentServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(agentServiceMethods.ByName("Report")),
 			connect.WithClientOptions(opts...),
 		),
+		reportWorkloads: connect.NewClient[v1.ReportWorkloadsRequest, v1.ReportWorkloadsResponse](
+			httpClient,
+			baseURL+AgentServiceReportWorkloadsProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("ReportWorkloads")),
+			connect.WithClientOptions(opts...),
+		),
+		pushLogs: connect.NewClient[v1.PushLogsRequest, v1.PushLogsResponse](
+			httpClient,
+			baseURL+AgentServicePushLogsProcedure,
+			connect.WithSchema(agentServiceMethods.ByName("PushLogs")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // agentServiceClient implements AgentServiceClient.
 type agentServiceClient struct {
-	enroll  *connect.Client[v1.EnrollRequest, v1.EnrollResponse]
-	renew   *connect.Client[v1.RenewRequest, v1.RenewResponse]
-	connect *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
-	ack     *connect.Client[v1.AckRequest, v1.AckResponse]
-	report  *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	enroll          *connect.Client[v1.EnrollRequest, v1.EnrollResponse]
+	renew           *connect.Client[v1.RenewRequest, v1.RenewResponse]
+	connect         *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	ack             *connect.Client[v1.AckRequest, v1.AckResponse]
+	report          *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	reportWorkloads *connect.Client[v1.ReportWorkloadsRequest, v1.ReportWorkloadsResponse]
+	pushLogs        *connect.Client[v1.PushLogsRequest, v1.PushLogsResponse]
 }
 
 // Enroll calls skypanel.agent.v1.AgentService.Enroll.
@@ -139,6 +165,16 @@ func (c *agentServiceClient) Report(ctx context.Context, req *connect.Request[v1
 	return c.report.CallUnary(ctx, req)
 }
 
+// ReportWorkloads calls skypanel.agent.v1.AgentService.ReportWorkloads.
+func (c *agentServiceClient) ReportWorkloads(ctx context.Context, req *connect.Request[v1.ReportWorkloadsRequest]) (*connect.Response[v1.ReportWorkloadsResponse], error) {
+	return c.reportWorkloads.CallUnary(ctx, req)
+}
+
+// PushLogs calls skypanel.agent.v1.AgentService.PushLogs.
+func (c *agentServiceClient) PushLogs(ctx context.Context, req *connect.Request[v1.PushLogsRequest]) (*connect.Response[v1.PushLogsResponse], error) {
+	return c.pushLogs.CallUnary(ctx, req)
+}
+
 // AgentServiceHandler is an implementation of the skypanel.agent.v1.AgentService service.
 type AgentServiceHandler interface {
 	// Enroll trades a one-time enrollment token and a certificate signing request for a node
@@ -153,6 +189,13 @@ type AgentServiceHandler interface {
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
 	// Report delivers a heartbeat: host metrics, Docker state and gossip observations.
 	Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error)
+	// ReportWorkloads delivers the state of the apps' services and tasks (from managers) and
+	// their containers' resource use (from every node). Agents send it when Docker's events
+	// show a change, and with every heartbeat.
+	ReportWorkloads(context.Context, *connect.Request[v1.ReportWorkloadsRequest]) (*connect.Response[v1.ReportWorkloadsResponse], error)
+	// PushLogs delivers log lines for a LogsFollow command. The response's stop says the reader
+	// went away: the agent stops following.
+	PushLogs(context.Context, *connect.Request[v1.PushLogsRequest]) (*connect.Response[v1.PushLogsResponse], error)
 }
 
 // NewAgentServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -192,6 +235,18 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(agentServiceMethods.ByName("Report")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentServiceReportWorkloadsHandler := connect.NewUnaryHandler(
+		AgentServiceReportWorkloadsProcedure,
+		svc.ReportWorkloads,
+		connect.WithSchema(agentServiceMethods.ByName("ReportWorkloads")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentServicePushLogsHandler := connect.NewUnaryHandler(
+		AgentServicePushLogsProcedure,
+		svc.PushLogs,
+		connect.WithSchema(agentServiceMethods.ByName("PushLogs")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/skypanel.agent.v1.AgentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentServiceEnrollProcedure:
@@ -204,6 +259,10 @@ func NewAgentServiceHandler(svc AgentServiceHandler, opts ...connect.HandlerOpti
 			agentServiceAckHandler.ServeHTTP(w, r)
 		case AgentServiceReportProcedure:
 			agentServiceReportHandler.ServeHTTP(w, r)
+		case AgentServiceReportWorkloadsProcedure:
+			agentServiceReportWorkloadsHandler.ServeHTTP(w, r)
+		case AgentServicePushLogsProcedure:
+			agentServicePushLogsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -231,4 +290,12 @@ func (UnimplementedAgentServiceHandler) Ack(context.Context, *connect.Request[v1
 
 func (UnimplementedAgentServiceHandler) Report(context.Context, *connect.Request[v1.ReportRequest]) (*connect.Response[v1.ReportResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.agent.v1.AgentService.Report is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) ReportWorkloads(context.Context, *connect.Request[v1.ReportWorkloadsRequest]) (*connect.Response[v1.ReportWorkloadsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.agent.v1.AgentService.ReportWorkloads is not implemented"))
+}
+
+func (UnimplementedAgentServiceHandler) PushLogs(context.Context, *connect.Request[v1.PushLogsRequest]) (*connect.Response[v1.PushLogsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.agent.v1.AgentService.PushLogs is not implemented"))
 }

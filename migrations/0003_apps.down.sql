@@ -1,0 +1,11 @@
+DROP TABLE edge_nodes;
+DROP TABLE acme_challenges;
+DROP TABLE acme_accounts;
+DROP TABLE domains;
+DROP TABLE app_metrics;
+DROP TABLE app_services;
+DROP TABLE deployments;
+ALTER TABLE apps DROP COLUMN current_release_id;
+DROP TABLE releases;
+DROP TABLE apps;
+DROP TABLE plans;
