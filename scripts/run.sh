@@ -246,6 +246,17 @@ node_line() {
   echo
 }
 
+# ensure_plan gives a fresh platform a plan, so that apps can be created at once.
+ensure_plan() {
+  login || return 1
+  if [[ "$(api plan.v1.PlanService/ListPlans '{}' | jq '.plans // [] | length')" == 0 ]]; then
+    api plan.v1.PlanService/CreatePlan '{"plan": {"name": "starter", "cpuMillis": 250, "memoryMib": 256,
+      "pricePerHour": 1, "currency": "USD", "maxReplicas": 3, "maxApps": 10,
+      "description": "made by make run"}}' >/dev/null && echo "  Created the plan \"starter\" (Admin → Plans)."
+  fi
+}
+ensure_plan || warn "could not check the plans"
+
 if [[ "${SKYPANEL_RUN_NODE:-1}" == 0 ]]; then
   :
 elif ! ensure_docker; then

@@ -79,14 +79,15 @@ type Reporter struct {
 	// that the one after the last container went away still goes out.
 	sentContainers bool
 	// workerUntil skips asking for services (which a worker's Engine refuses, logging an
-	// error each time) until then; a node promoted to manager is noticed after it.
+	// error each time) until then; a node that becomes a manager (swarm init or promotion) is
+	// noticed after it.
 	workerUntil time.Time
 
 	mReports *prometheus.CounterVec
 }
 
 // workerRecheck is how long a node that is not a manager is taken for a worker.
-const workerRecheck = time.Minute
+const workerRecheck = 5 * time.Second
 
 // New returns a Reporter.
 func New(opts Options) (*Reporter, error) {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,7 @@ type Authority struct {
 
 	mu     sync.Mutex
 	server *tls.Certificate
+	apps   map[string]HostCertificate
 }
 
 // Load reads the platform CA from the store, making and storing one on the first start.
@@ -162,4 +164,45 @@ func Hosts(agentURL, agentListen string) []string {
 	add("localhost")
 	add("127.0.0.1")
 	return out
+}
+
+// HostCertificate is a serving certificate for hostnames, with its key, in PEM.
+type HostCertificate struct {
+	CertPEM, KeyPEM string
+	NotAfter        time.Time
+}
+
+// AppsCertificate returns the certificate of the apps' default hostnames (*.domain), issued
+// by the platform CA: what the edges serve for local development hostnames no public CA
+// would certify. It is kept in memory and re-issued past two thirds of its life, so the
+// edges' configuration stays the same between re-issues.
+func (a *Authority) AppsCertificate(domain string) (HostCertificate, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if c, ok := a.apps[domain]; ok && now.Before(c.NotAfter.Add(-serverCertLifetime/3)) {
+		return c, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return HostCertificate{}, fmt.Errorf("apps certificate: %w", err)
+	}
+	cert, err := a.ca.SignServer(&key.PublicKey, []string{"*." + domain}, serverCertLifetime, now)
+	if err != nil {
+		return HostCertificate{}, fmt.Errorf("apps certificate: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return HostCertificate{}, fmt.Errorf("apps certificate: %w", err)
+	}
+	c := HostCertificate{
+		CertPEM:  string(pki.CertPEM(cert)) + string(a.ca.CertPEM()),
+		KeyPEM:   string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})),
+		NotAfter: cert.NotAfter,
+	}
+	if a.apps == nil {
+		a.apps = map[string]HostCertificate{}
+	}
+	a.apps[domain] = c
+	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/nodes"
 	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/store"
@@ -39,6 +40,8 @@ type Options struct {
 	Verifier Verifier
 	// ACME is where custom domains' certificates come from.
 	ACME ACME
+	// Authority issues the certificate of the apps' default hostnames (nil: none).
+	Authority *ca.Authority
 }
 
 // Deployer starts and carries deployments.

@@ -193,19 +193,31 @@ func (d *Deployer) edgeConfig(ctx context.Context, q *store.Queries, clusterID u
 		if spec.GetPort() == 0 {
 			continue
 		}
-		hosts := []string{d.DefaultHostname(app)}
+		upstream := fmt.Sprintf("%s:%d", workload.ServiceName(app.ID.String()), spec.GetPort())
+		// The default hostname answers on HTTP and HTTPS (with the platform CA's certificate,
+		// which browsers trust only when told to); custom domains, with publicly trusted
+		// certificates, redirect HTTP to HTTPS.
+		cfg.Routes = append(cfg.Routes, &agentv1.EdgeRoute{Hosts: []string{d.DefaultHostname(app)}, Upstream: upstream,
+			Suspended: app.Suspended})
+		var custom []string
 		for _, dom := range byApp[app.ID] {
 			if dom.VerifiedAt != nil {
-				hosts = append(hosts, dom.Hostname)
+				custom = append(custom, dom.Hostname)
 			}
 		}
-		cfg.Routes = append(cfg.Routes, &agentv1.EdgeRoute{
-			Hosts:         hosts,
-			Upstream:      fmt.Sprintf("%s:%d", workload.ServiceName(app.ID.String()), spec.GetPort()),
-			Suspended:     app.Suspended,
-			HttpsRedirect: true,
-		})
+		if len(custom) > 0 {
+			cfg.Routes = append(cfg.Routes, &agentv1.EdgeRoute{Hosts: custom, Upstream: upstream,
+				Suspended: app.Suspended, HttpsRedirect: true})
+		}
 		networks[workload.NetworkName(app.OrganizationID.String())] = true
+	}
+	if d.opts.Authority != nil && len(cfg.Routes) > 0 {
+		c, err := d.opts.Authority.AppsCertificate(d.opts.AppsDomain)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = append(cfg.Certificates, &agentv1.EdgeCertificate{Hosts: []string{"*." + d.opts.AppsDomain},
+			CertPem: c.CertPEM, KeyPem: c.KeyPEM})
 	}
 	for n := range networks {
 		cfg.Networks = append(cfg.Networks, n)

@@ -49,6 +49,9 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 		cfg.ACMEDirectory, cfg.ACMECAFile, cfg.ACMEEmail = acme.Directory, acme.CAFile, "ops@example.com"
 		cfg.DNSResolver = acme.DNS
 		cfg.DeployStepTimeout = 3 * time.Minute
+		// Node health is not under test here: a loaded machine must not make a node look
+		// down (it would have no room for apps).
+		cfg.NodeTTL, cfg.NodeGrace = 30*time.Second, 15*time.Second
 	})
 	importImage(t, nodes, whoamiBinary(t))
 	phase("import the app image on every node")
@@ -70,6 +73,18 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 		body, code, err := edge.get(host)
 		return err == nil && code == http.StatusOK && strings.HasPrefix(body, "release=1 ")
 	})
+	// Over HTTPS too, with a certificate from the platform CA (for local development names).
+	platformCA := x509.NewCertPool()
+	resp, err := http.Get(c.env.URL + "/platform-ca.pem")
+	require.NoError(t, err)
+	caPEM, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.True(t, platformCA.AppendCertsFromPEM(caPEM))
+	body, code, err := edge.getTLS(host, platformCA)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.True(t, strings.HasPrefix(body, "release=1 "), body)
 	phase("deploy and reach through the edge")
 
 	// 2. Scale to three: replicas on more than one node, all answering through the edge.
@@ -123,7 +138,7 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 	stats = load.stop()
 	t.Logf("broken release under load: %s; deployment: %s", stats, rolled.GetMessage())
 	require.Zero(t, stats.failed, "failed requests while the broken release rolled back: %s", stats)
-	body, _, err := edge.get(host)
+	body, _, err = edge.get(host)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(body, "release=2 "), body)
 	got := a.app(t, web.GetId())
@@ -197,7 +212,7 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 		body, code, err := edge.getTLS("shop.example.com", roots)
 		return err == nil && code == http.StatusOK && strings.HasPrefix(body, "release=1 ")
 	})
-	_, code, err := edge.get("shop.example.com")
+	_, code, err = edge.get("shop.example.com")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusPermanentRedirect, code, "plain HTTP redirects to HTTPS once a certificate exists")
 	phase("custom domain with an ACME certificate")

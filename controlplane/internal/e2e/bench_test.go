@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/require"
 
+	"skypanel/controlplane/internal/config"
 	"skypanel/controlplane/internal/e2e"
 	"skypanel/controlplane/internal/testenv"
 	appv1 "skypanel/shared/gen/go/skypanel/app/v1"
@@ -28,7 +29,9 @@ func BenchmarkDeployOverhead(b *testing.B) {
 	const rounds = 5
 	nodes := e2e.Up(b, 3)
 	ctx := b.Context()
-	c := formCluster(b, nodes, func(string) {}, nil)
+	c := formCluster(b, nodes, func(string) {}, func(cfg *config.Config) {
+		cfg.NodeTTL, cfg.NodeGrace = 30*time.Second, 15*time.Second
+	})
 	importImage(b, nodes, whoamiBinary(b))
 	plans := testenv.Client(c.env, planv1connect.NewPlanServiceClient, c.admin.Token)
 	plan, err := plans.CreatePlan(ctx, connect.NewRequest(&planv1.CreatePlanRequest{Plan: &planv1.PlanFields{

@@ -108,8 +108,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 	deployer := deploy.New(deploy.Options{Store: opts.Store, Keyring: keyring, Nodes: nodeManager,
 		Logger: logger.With("component", "deploy"), AppsDomain: cfg.AppsDomain, StepTimeout: cfg.DeployStepTimeout,
-		Verifier: deploy.Verifier{DNSServer: cfg.DNSResolver},
-		ACME:     deploy.ACME{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, CAFile: cfg.ACMECAFile}})
+		Verifier: deploy.Verifier{DNSServer: cfg.DNSResolver}, Authority: authority,
+		ACME: deploy.ACME{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, CAFile: cfg.ACMECAFile}})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, mail.NewWorker(cfg.Mail, logger)); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -191,6 +191,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// The platform CA, which issues the apps' default hostnames' certificates: browsers trust
+	// https://<app>-<org>.<apps domain> once it is imported.
+	mux.HandleFunc("GET /platform-ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(authority.CertPEM())
+	})
 	dl := downloads(cfg.DownloadsDir, cfg.PublicURL)
 	mux.Handle("GET /downloads/", dl)
 	mux.Handle("GET /setup-worker.sh", dl)
