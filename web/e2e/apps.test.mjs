@@ -54,6 +54,24 @@ async function activeCluster() {
   return (r.clusters ?? []).some((c) => c.state === "CLUSTER_STATE_ACTIVE");
 }
 
+/** realCluster makes a cluster whose one manager is the real Docker node run.sh started,
+ * enrolled with the real agent (web/e2e/enroll-node.sh). */
+async function realCluster(name) {
+  const token = await adminToken();
+  const cs = "skypanel.cluster.v1.ClusterService";
+  const { cluster } = await api.call(cs, "CreateCluster", { name }, token);
+  const res = await api.call(cs, "CreateEnrollmentToken", { clusterId: cluster.id, role: "NODE_ROLE_MANAGER", ttl: "600s", usageLimit: 1 }, token);
+  await new Promise((resolve, reject) => {
+    const child = spawn(process.env.E2E_ENROLL, [agentURL, res.secret], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`enroll-node.sh exited with ${code}`))));
+  });
+  await until(async () => {
+    const { nodes } = await api.call(cs, "ListNodes", { clusterId: cluster.id }, token);
+    return (nodes ?? []).some((n) => n.state === "NODE_STATE_READY" && n.swarmNodeId);
+  }, "the real node is ready in its swarm", 90_000);
+  return cluster;
+}
+
 /** simCluster makes a cluster whose one manager is a simulated node (web/e2e/simagent). */
 async function simCluster(name) {
   const token = await adminToken();
@@ -378,6 +396,8 @@ test("apps: on a simulated node the wizard creates an app that is listed, with i
 // The rest needs a cluster with real Docker Swarm nodes: the app must really run.
 test("apps: deploy on a real swarm, running, logs, scale, env, rollback, delete", { skip: !swarm && "SKYPANEL_E2E_SWARM=1 is not set (needs a cluster of real Swarm nodes)" }, async (t) => {
   const image = process.env.SKYPANEL_E2E_APP_IMAGE || "busybox:1.36";
+  const command = process.env.SKYPANEL_E2E_APP_COMMAND || `sh -c 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done'`;
+  if (process.env.E2E_ENROLL) await realCluster(`real-${run}`);
   const planLive = `Live ${run}`;
   await createPlanAPI(planLive, { maxReplicas: 3 });
   const email = `deploy-${run}@example.com`;
@@ -403,7 +423,7 @@ test("apps: deploy on a real swarm, running, logs, scale, env, rollback, delete"
     await p.getByLabel("Name of variable 1").fill("GREETING");
     await p.getByRole("switch", { name: "Secret: variable 1" }).click();
     await p.getByLabel("Value of variable 1", { exact: true }).fill("hello-secret");
-    await p.getByLabel("Command", { exact: true }).fill(`sh -c 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 1; done'`);
+    await p.getByLabel("Command", { exact: true }).fill(command);
     await p.getByRole("button", { name: "Next" }).click();
     await p.getByRole("button", { name: "Create app" }).click();
     await p.waitForURL(/\/apps\/[0-9a-f-]{36}$/, { timeout: 30_000 });

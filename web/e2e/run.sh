@@ -10,6 +10,8 @@
 #   CHROMIUM=/usr/bin/chromium  the browser; missing it skips the tests, except under CI=true
 #   UPDATE_SCREENSHOTS=1        rewrite docs/screenshots/*.png
 #   E2E_SKIP_BUILD=1            reuse web/dist and .data/e2e/skypanel-controlplane as they are
+#   E2E_SWARM=0                 no real node: the app deployment test is skipped (it runs by
+#                               default as root with dockerd; under CI=true it always runs)
 # Failed tests leave screenshots and the control plane's log in web/e2e/artifacts/.
 set -euo pipefail
 
@@ -48,6 +50,22 @@ if [[ "${E2E_SKIP_BUILD:-}" != "1" ]]; then
   CGO_ENABLED=0 go build -o "$DATA/skypanel-controlplane" ./controlplane/cmd/skypanel-controlplane
   log "building the simulated agent"
   CGO_ENABLED=0 go build -o "$DATA/simagent" ./web/e2e/simagent
+  log "building the agent and the test app"
+  CGO_ENABLED=0 go build -o "$DATA/skypanel-agent" ./agent/cmd/skypanel-agent
+  CGO_ENABLED=0 go build -o "$DATA/app/whoami" ./controlplane/internal/e2e/testdata/whoami
+fi
+
+# A real Docker node (a dockerd in a network namespace, scripts/e2e/nodes.sh) for the test that
+# deploys an app for real; the test enrolls it with web/e2e/enroll-node.sh.
+SWARM=0
+if [[ "${E2E_SWARM:-1}" != 0 && $SERVE == 0 ]]; then
+  if [[ $EUID -eq 0 ]] && command -v dockerd >/dev/null; then
+    SWARM=1
+  elif [[ "${CI:-}" == "true" ]]; then
+    die "the app deployment test needs root and dockerd (apt-get install docker.io); CI never skips it"
+  else
+    log "no real node (needs root and dockerd): the app deployment test is skipped"
+  fi
 fi
 [[ -x .data/bin/mailpit ]] || scripts/dev-tools.sh >&2
 
@@ -71,6 +89,10 @@ cleanup() {
   local rc=$?
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ $SWARM == 1 ]]; then
+    [[ $rc -ne 0 ]] && cp "$(scripts/e2e/nodes.sh dir 1)/agent.log" "$ARTIFACTS/agent.log" 2>/dev/null
+    scripts/e2e/nodes.sh down >/dev/null 2>&1 || true
+  fi
   if [[ $rc -ne 0 && -f "$DATA/controlplane.log" ]]; then
     cp "$DATA/controlplane.log" "$ARTIFACTS/controlplane.log"
     log "failed; screenshots and the control plane's log are in web/e2e/artifacts/"
@@ -88,9 +110,20 @@ PIDS+=($!)
 export SKYPANEL_LISTEN="127.0.0.1:$CP_PORT"
 export SKYPANEL_PUBLIC_URL="http://127.0.0.1:$CP_PORT"
 export SKYPANEL_SMTP_ADDR="127.0.0.1:$SMTP_PORT" SKYPANEL_SMTP_TLS=none
-# The agent listener, for the simulated nodes of clusters.test.mjs (web/e2e/simagent).
+# The agent listener, for the simulated nodes of clusters.test.mjs (web/e2e/simagent) and,
+# on the nodes' bridge, for the real node.
 export SKYPANEL_AGENT_LISTEN="127.0.0.1:$AGENT_PORT"
 AGENT_URL="https://127.0.0.1:$AGENT_PORT"
+if [[ $SWARM == 1 ]]; then
+  log "starting a real Docker node"
+  scripts/e2e/nodes.sh up 1 >/dev/null
+  tar -C "$DATA/app" -cf - whoami |
+    scripts/e2e/nodes.sh docker 1 import --change 'ENTRYPOINT ["/whoami"]' - whoami:e2e >/dev/null
+  export SKYPANEL_AGENT_LISTEN="10.77.0.1:$AGENT_PORT"
+  AGENT_URL="https://10.77.0.1:$AGENT_PORT"
+  export SKYPANEL_E2E_SWARM=1 SKYPANEL_E2E_APP_IMAGE=whoami:e2e SKYPANEL_E2E_APP_COMMAND="/whoami app"
+  export E2E_ENROLL="$WEB/e2e/enroll-node.sh" E2E_AGENT_BIN="$DATA/skypanel-agent"
+fi
 SIMAGENT="$DATA/simagent"
 # Secrets at rest are sealed with a master key; a fresh database gets a fresh key.
 rm -f "$DATA/master.key"

@@ -65,8 +65,8 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 	}
 	fmt.Fprintf(stdout, "\n## Simulated agents: one control plane (own process, %s), report every %s, goal p99 < %s and RSS < %s\n\n",
 		pool, cfg.Interval, cfg.P99Goal, mib(cfg.RSSGoal))
-	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | bench CPU | enroll | meets goal |")
-	fmt.Fprintln(stdout, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | bench CPU | enroll | all connected | meets goal |")
+	fmt.Fprintln(stdout, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
 	best := 0
 	for _, target := range cfg.Steps {
 		// Tokens for the new agents: the API caps a token at maxTokenUses nodes.
@@ -90,8 +90,15 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			go func() { defer wg.Done(); a.session(simCtx, rec) }()
 			go func() { defer wg.Done(); a.reports(simCtx, epoch, cfg.Interval, rec) }()
 		}
-		fmt.Fprintf(stderr, "step %d: %d agents enrolled in %s; warming up %s, measuring %s\n",
-			target, len(added), enrollTime.Round(time.Millisecond), cfg.Warmup, cfg.Measure)
+		// The step's new agents all dial at once, as after a control-plane restart; the
+		// measured window starts once every agent's stream is up, plus the warm-up, so that
+		// it shows steady reporting rather than the end of the connection storm.
+		connectStart := time.Now()
+		connected := waitConnected(ctx, rec, len(agents), maxConnectWait)
+		connectTime := time.Since(connectStart)
+		fmt.Fprintf(stderr, "step %d: %d agents enrolled in %s, %d of %d streams up in %s; warming up %s, measuring %s\n",
+			target, len(added), enrollTime.Round(time.Millisecond), connected, len(agents),
+			connectTime.Round(time.Millisecond), cfg.Warmup, cfg.Measure)
 		if err := sleep(ctx, cfg.Warmup); err != nil {
 			return err
 		}
@@ -133,9 +140,13 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		if !ok {
 			verdict = "no"
 		}
-		fmt.Fprintf(stdout, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f %% | %.0f %% | %s | %s |\n",
+		allConnected := connectTime.Round(100 * time.Millisecond).String()
+		if connected < len(agents) {
+			allConnected = fmt.Sprintf("%d of %d in %s", connected, len(agents), maxConnectWait)
+		}
+		fmt.Fprintf(stdout, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f %% | %.0f %% | %s | %s | %s |\n",
 			target, len(lat), errs, ms(p50), ms(p90), ms(p99), ms(pmax), serverP99, mib(maxRSS),
-			cpuShare(cpStart, cpEnd), cpuShare(selfStart, selfEnd), enrollTime.Round(100*time.Millisecond), verdict)
+			cpuShare(cpStart, cpEnd), cpuShare(selfStart, selfEnd), enrollTime.Round(100*time.Millisecond), allConnected, verdict)
 		if drops > 0 || len(lat) < expected*9/10 {
 			fmt.Fprintf(stdout, "\n(step %d: %d reports of about %d expected, %d command streams dropped)\n\n", target, len(lat), expected, drops)
 		}
@@ -155,6 +166,21 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		fmt.Fprintf(stdout, "\nNo step met the goal.\n")
 	}
 	return nil
+}
+
+// maxConnectWait bounds how long a step waits for every agent's stream to be up.
+const maxConnectWait = 5 * time.Minute
+
+// waitConnected waits until want agents have had their stream up (each counts once), or
+// until timeout, and returns how many had.
+func waitConnected(ctx context.Context, rec *recorder, want int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		n := int(rec.connected.Load())
+		if n >= want || time.Now().After(deadline) || sleep(ctx, 100*time.Millisecond) != nil {
+			return n
+		}
+	}
 }
 
 // prevStep is the step before target, 0 for the first.
@@ -215,6 +241,8 @@ type simAgent struct {
 	api    agentv1connect.AgentServiceClient
 	report *agentv1.ReportRequest
 	phase  time.Duration // offset of its reports within the interval
+	// streamUp is set when its command stream first delivered a message.
+	streamUp atomic.Bool
 }
 
 // enrollAgents enrolls agents from..to-1 (agent n uses tokens[n/maxTokenUses]), concurrency
@@ -300,6 +328,9 @@ func (a *simAgent) session(ctx context.Context, rec *recorder) {
 		stream, err := a.api.Connect(ctx, connect.NewRequest(&agentv1.ConnectRequest{AfterSeq: after, AgentVersion: "bench"}))
 		if err == nil {
 			for stream.Receive() {
+				if !a.streamUp.Swap(true) {
+					rec.connected.Add(1)
+				}
 				if c := stream.Msg().GetCommand(); c != nil {
 					actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 					if _, err := a.api.Ack(actx, connect.NewRequest(&agentv1.AckRequest{Seq: c.GetSeq(), Ok: true, Output: "{}"})); err == nil {
@@ -365,6 +396,8 @@ type recorder struct {
 	lat   []time.Duration
 	errs  int
 	drops atomic.Int64 // command streams that ended
+	// connected counts agents whose command stream delivered its first message.
+	connected atomic.Int64
 }
 
 func (r *recorder) start() {

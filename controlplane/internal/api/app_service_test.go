@@ -15,6 +15,8 @@ import (
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	appv1 "skypanel/shared/gen/go/skypanel/app/v1"
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
+	domainv1 "skypanel/shared/gen/go/skypanel/domain/v1"
+	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	planv1 "skypanel/shared/gen/go/skypanel/plan/v1"
 	"skypanel/shared/gen/go/skypanel/plan/v1/planv1connect"
 	"skypanel/shared/workload"
@@ -24,9 +26,10 @@ import (
 // organization.
 type appFixture struct {
 	*swarmFixture
-	plan  *planv1.Plan
-	apps  appv1connect.AppServiceClient
-	orgID uuid.UUID
+	plan      *planv1.Plan
+	apps      appv1connect.AppServiceClient
+	orgID     uuid.UUID
+	userToken string
 }
 
 func setupApps(t *testing.T) *appFixture {
@@ -39,7 +42,7 @@ func setupApps(t *testing.T) *appFixture {
 	user := f.env.NewUser(t, "dev@example.com")
 	orgID := f.env.NewOrg(t, user, "Acme")
 	return &appFixture{swarmFixture: f, plan: plan.Msg.GetPlan(),
-		apps: testenv.Client(f.env, appv1connect.NewAppServiceClient, user.Token), orgID: orgID}
+		apps: testenv.Client(f.env, appv1connect.NewAppServiceClient, user.Token), orgID: orgID, userToken: user.Token}
 }
 
 func (f *appFixture) spec() *appv1.AppSpec {
@@ -305,4 +308,65 @@ func TestTenantSpecsAskingForHostAccessAreRefused(t *testing.T) {
 	list, err := apps.ListApps(ctx, connect.NewRequest(&appv1.ListAppsRequest{OrganizationId: orgID.String()}))
 	require.NoError(t, err)
 	require.Empty(t, list.Msg.GetApps())
+}
+
+func TestReplicaMetricsAndDomainsInput(t *testing.T) {
+	f := setupApps(t)
+	created, err := f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{
+		OrganizationId: f.orgID.String(), Name: "web", PlanId: f.plan.GetId(), Spec: f.spec()}))
+	require.NoError(t, err)
+	app := created.Msg.GetApp()
+
+	// Container samples from any node of the app's cluster become per-replica series;
+	// network counters become rates.
+	svc := workload.ServiceName(app.GetId())
+	now := time.Now().Truncate(time.Second)
+	for i, at := range []time.Time{now.Add(-20 * time.Second), now.Add(-10 * time.Second)} {
+		_, err := f.manager.agent.Client.ReportWorkloads(f.ctx, connect.NewRequest(&agentv1.ReportWorkloadsRequest{
+			SampledAt: timestamppb.New(at), Containers: []*agentv1.ContainerStats{
+				{ServiceName: svc, TaskId: "t1", Slot: 1, CpuPercent: 12.5, MemoryBytes: 64 << 20,
+					NetRxBytes: int64(1000 + i*5000), NetTxBytes: int64(2000 + i*10000)},
+				{ServiceName: "someone-elses-service", TaskId: "x", Slot: 1, CpuPercent: 99},
+			}}))
+		require.NoError(t, err)
+	}
+	m, err := f.apps.GetAppMetrics(f.ctx, connect.NewRequest(&appv1.GetAppMetricsRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
+	require.NoError(t, err)
+	series := map[string][]float64{}
+	for _, s := range m.Msg.GetSeries() {
+		require.EqualValues(t, 1, s.GetReplica())
+		for _, p := range s.GetPoints() {
+			series[s.GetName()] = append(series[s.GetName()], p.GetValue())
+		}
+	}
+	require.Equal(t, []float64{12.5, 12.5}, series["cpu_percent"])
+	require.Equal(t, []float64{64 << 20, 64 << 20}, series["memory_bytes"])
+	require.Equal(t, []float64{500}, series["net_rx_bytes_per_second"])
+	require.Equal(t, []float64{1000}, series["net_tx_bytes_per_second"])
+
+	// Domains: names are checked and stored in ASCII; wildcards, the platform's own names and
+	// a name another app holds are refused.
+	domains := testenv.Client(f.env, domainv1connect.NewDomainServiceClient, f.userToken)
+	add := func(host string) (*domainv1.Domain, error) {
+		r, err := domains.AddDomain(f.ctx, connect.NewRequest(&domainv1.AddDomainRequest{OrganizationId: f.orgID.String(),
+			AppId: app.GetId(), Hostname: host}))
+		if err != nil {
+			return nil, err
+		}
+		return r.Msg.GetDomain(), nil
+	}
+	for _, bad := range []string{"*.example.com", "web-acme.apps.localhost", "no spaces.example.com", "localhost", "10.0.0.1"} {
+		_, err := add(bad)
+		require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err), bad)
+		require.Contains(t, err.Error(), "hostname", bad)
+	}
+	d, err := add("Bücher.Example")
+	require.NoError(t, err)
+	require.Equal(t, "xn--bcher-kva.example", d.GetHostname())
+	require.Equal(t, "_skypanel-challenge.xn--bcher-kva.example", d.GetRecordName())
+	require.False(t, d.GetVerified())
+	_, err = add("xn--bcher-kva.example")
+	require.Equal(t, connect.CodeAlreadyExists, connect.CodeOf(err))
+	_, err = domains.SetPrimaryDomain(f.ctx, connect.NewRequest(&domainv1.SetPrimaryDomainRequest{OrganizationId: f.orgID.String(), DomainId: d.GetId()}))
+	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err), "an unverified domain cannot be primary")
 }

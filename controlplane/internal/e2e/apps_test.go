@@ -215,6 +215,19 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 	_, code, err = edge.get("shop.example.com")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusPermanentRedirect, code, "plain HTTP redirects to HTTPS once a certificate exists")
+
+	// The other proof: a token the edge serves over HTTP once the name points at it.
+	acme.SetA(t, "www.example.com", nodes.Addr(1))
+	added, err = domains.AddDomain(ctx, connect.NewRequest(&domainv1.AddDomainRequest{OrganizationId: a.org, AppId: web.GetId(),
+		Hostname: "www.example.com", Method: domainv1.VerificationMethod_VERIFICATION_METHOD_HTTP}))
+	require.NoError(t, err)
+	require.Equal(t, "http://www.example.com/.well-known/skypanel-challenge/"+added.Msg.GetDomain().GetToken(),
+		added.Msg.GetDomain().GetRecordName())
+	eventually(t, 30*time.Second, "www.example.com verified over HTTP", func() bool {
+		v, err := domains.VerifyDomain(ctx, connect.NewRequest(&domainv1.VerifyDomainRequest{OrganizationId: a.org,
+			DomainId: added.Msg.GetDomain().GetId()}))
+		return err == nil && v.Msg.GetDomain().GetVerified()
+	})
 	phase("custom domain with an ACME certificate")
 
 	// 9. The control plane dies in the middle of a deployment: after a restart the deployment
