@@ -54,39 +54,40 @@ async function activeCluster() {
   return (r.clusters ?? []).some((c) => c.state === "CLUSTER_STATE_ACTIVE");
 }
 
-/** realCluster makes a cluster whose one manager is the real Docker node run.sh started,
- * enrolled with the real agent (web/e2e/enroll-node.sh). */
-async function realCluster(name) {
+/**
+ * nodeCluster makes a cluster and has one manager node enroll with a single-use token:
+ * startNode(secret) starts it; the cluster is returned once the node is in its swarm.
+ */
+async function nodeCluster(name, startNode) {
   const token = await adminToken();
   const cs = "skypanel.cluster.v1.ClusterService";
   const { cluster } = await api.call(cs, "CreateCluster", { name }, token);
   const res = await api.call(cs, "CreateEnrollmentToken", { clusterId: cluster.id, role: "NODE_ROLE_MANAGER", ttl: "600s", usageLimit: 1 }, token);
-  await new Promise((resolve, reject) => {
-    const child = spawn(process.env.E2E_ENROLL, [agentURL, res.secret], { stdio: ["ignore", "inherit", "inherit"] });
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`enroll-node.sh exited with ${code}`))));
-  });
-  await until(async () => {
-    const { nodes } = await api.call(cs, "ListNodes", { clusterId: cluster.id }, token);
-    return (nodes ?? []).some((n) => n.state === "NODE_STATE_READY" && n.swarmNodeId);
-  }, "the real node is ready in its swarm", 90_000);
+  await startNode(res.secret);
+  await until(async () => (await api.call(cs, "GetCluster", { clusterId: cluster.id }, token)).cluster.state === "CLUSTER_STATE_ACTIVE", `cluster ${name} is active`, 90_000);
   return cluster;
 }
 
-/** simCluster makes a cluster whose one manager is a simulated node (web/e2e/simagent). */
-async function simCluster(name) {
-  const token = await adminToken();
-  const cs = "skypanel.cluster.v1.ClusterService";
-  const { cluster } = await api.call(cs, "CreateCluster", { name }, token);
-  const res = await api.call(cs, "CreateEnrollmentToken", { clusterId: cluster.id, role: "NODE_ROLE_MANAGER", ttl: "600s", usageLimit: 1 }, token);
-  const args = ["--agent-url", agentURL, "--token", res.secret, "--hostname", `sim-${name}`];
-  const child = process.env.SIMAGENT
-    ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
-  agents.push(child);
-  child.stdout.resume();
-  child.stderr.resume();
-  await until(async () => (await api.call(cs, "GetCluster", { clusterId: cluster.id }, token)).cluster.state === "CLUSTER_STATE_ACTIVE", "the simulated cluster is active", 60_000);
-  return cluster;
+/** realCluster's manager is the real Docker node run.sh started, enrolled with the real
+ * agent (web/e2e/enroll-node.sh). */
+function realCluster(name) {
+  return nodeCluster(name, (secret) => new Promise((resolve, reject) => {
+    const child = spawn(process.env.E2E_ENROLL, [agentURL, secret], { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`enroll-node.sh exited with ${code}`))));
+  }));
+}
+
+/** simCluster's manager is a simulated node (web/e2e/simagent). */
+function simCluster(name) {
+  return nodeCluster(name, async (secret) => {
+    const args = ["--agent-url", agentURL, "--token", secret, "--hostname", `sim-${name}`];
+    const child = process.env.SIMAGENT
+      ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+    agents.push(child);
+    child.stdout.resume();
+    child.stderr.resume();
+  });
 }
 
 async function createPlanAPI(name, fields = {}) {

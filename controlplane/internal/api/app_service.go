@@ -44,12 +44,8 @@ func (s *AppService) CreateApp(ctx context.Context, req *connect.Request[appv1.C
 	var app store.App
 	var dep store.Deployment
 	err = s.opts.Store.InTx(ctx, func(q *store.Queries) error {
-		n, err := q.CountApps(ctx, orgID, plan.ID)
-		if err != nil {
-			return storeErr("apps", err)
-		}
-		if n >= plan.MaxApps {
-			return failedPrecondition("the %s plan allows %d apps per organization, and this organization has %d", plan.Name, plan.MaxApps, n)
+		if err := checkAppLimit(ctx, q, orgID, plan); err != nil {
+			return err
 		}
 		clusterID, err := deploy.Place(ctx, q, orgID, deploy.NeedOf(plan, spec.GetReplicas()))
 		if err != nil {
@@ -136,12 +132,8 @@ func (s *AppService) UpdateApp(ctx context.Context, req *connect.Request[appv1.U
 			return invalid(errs)
 		}
 		if plan.ID != app.PlanID {
-			n, err := q.CountApps(ctx, orgID, plan.ID)
-			if err != nil {
-				return storeErr("apps", err)
-			}
-			if n >= plan.MaxApps {
-				return failedPrecondition("the %s plan allows %d apps per organization, and this organization has %d", plan.Name, plan.MaxApps, n)
+			if err := checkAppLimit(ctx, q, orgID, plan); err != nil {
+				return err
 			}
 		}
 		if err := s.reserve(ctx, q, app, plan, spec.GetReplicas()); err != nil {
@@ -454,6 +446,18 @@ func (s *AppService) usablePlan(ctx context.Context, id, current uuid.UUID) (sto
 		return store.Plan{}, failedPrecondition("the %s plan is retired: choose another", plan.Name)
 	}
 	return plan, nil
+}
+
+// checkAppLimit refuses one more app of the organization on the plan past its maximum.
+func checkAppLimit(ctx context.Context, q *store.Queries, orgID uuid.UUID, plan store.Plan) error {
+	n, err := q.CountApps(ctx, orgID, plan.ID)
+	if err != nil {
+		return storeErr("apps", err)
+	}
+	if n >= plan.MaxApps {
+		return failedPrecondition("the %s plan allows %d apps per organization, and this organization has %d", plan.Name, plan.MaxApps, n)
+	}
+	return nil
 }
 
 // reserve checks the app's cluster has room for the app at a new size.

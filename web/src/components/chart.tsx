@@ -223,3 +223,31 @@ export function LineChart({
     </figure>
   );
 }
+
+/** RangePicker chooses a chart's time range among a few. */
+export function RangePicker<K extends string>({
+  ranges,
+  value,
+  onChange,
+}: {
+  ranges: readonly { key: K; label: string }[];
+  value: K;
+  onChange: (key: K) => void;
+}) {
+  return (
+    <div role="radiogroup" aria-label="Time range" className="inline-flex rounded-md border border-line p-0.5">
+      {ranges.map((x) => (
+        <button
+          key={x.key}
+          type="button"
+          role="radio"
+          aria-checked={value === x.key}
+          onClick={() => onChange(x.key)}
+          className={cx("rounded px-2.5 py-1 text-xs font-medium", value === x.key ? "bg-accent-soft text-accent" : "text-muted hover:text-fg")}
+        >
+          {x.label}
+        </button>
+      ))}
+    </div>
+  );
+}

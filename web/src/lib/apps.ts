@@ -3,7 +3,7 @@
 // (a deployment's progress and its logs).
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import {
   AppService,
   AppStatus,
@@ -20,7 +20,7 @@ import { CertificateState, DomainService, VerificationMethod } from "../gen/skyp
 import { Role } from "../gen/skypanel/organization/v1/organization_pb";
 import { PlanService, type Plan } from "../gen/skypanel/plan/v1/plan_pb";
 import { session, transport } from "./api";
-import { errorMessage, fieldErrors, type FieldErrors } from "./errors";
+import type { FieldErrors } from "./errors";
 import type { LiveStatus } from "./live";
 
 export const apps = createClient(AppService, transport);
@@ -372,48 +372,6 @@ export function specForUpdate(spec: AppSpec | undefined): SpecInit {
     replicas: spec.replicas,
     registryAuth: spec.registryAuth ? { server: spec.registryAuth.server, username: spec.registryAuth.username, password: "" } : undefined,
   };
-}
-
-// ---- forms whose fields are paths (spec.env[2].name) ----
-
-/**
- * useSpecForm is useApiForm for forms whose fields are nested paths: isShown says which
- * violations the form can put next to a field; the rest go into one message above it.
- */
-export function useSpecForm(isShown: (field: string) => boolean) {
-  const [fields, setFields] = useState<FieldErrors>({});
-  const [formError, setFormError] = useState("");
-  const [pending, setPending] = useState(false);
-  const shown = useRef(isShown);
-  shown.current = isShown;
-
-  const run = useCallback(async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
-    setFields({});
-    setFormError("");
-    setPending(true);
-    try {
-      return await fn();
-    } catch (err) {
-      const fe = fieldErrors(err);
-      const mine: FieldErrors = {};
-      const rest: string[] = [];
-      for (const [k, v] of Object.entries(fe)) {
-        if (shown.current(k)) mine[k] = v;
-        else rest.push(`${k.replace(/_/g, " ")}: ${v.toLowerCase()}`);
-      }
-      setFields(mine);
-      if (rest.length) setFormError(rest.join("; "));
-      else if (!Object.keys(mine).length) setFormError(errorMessage(err));
-      return undefined;
-    } finally {
-      setPending(false);
-    }
-  }, []);
-  const reset = useCallback(() => {
-    setFields({});
-    setFormError("");
-  }, []);
-  return { fields, setFields, formError, setFormError, pending, run, reset };
 }
 
 /** envErrors picks spec.env[i].name / .value violations and keys them by row. */

@@ -1,12 +1,16 @@
 // useApiForm runs a form's API call and sorts what went wrong: problems with a field the form
-// shows go next to that field, everything else into one message above the form.
-import { useCallback, useState } from "react";
+// shows go next to that field, everything else into one message above the form. The fields it
+// shows are a list of names, or a test for forms whose fields are nested paths
+// (spec.env[2].name).
+import { useCallback, useRef, useState } from "react";
 import { errorMessage, fieldErrors, type FieldErrors } from "./errors";
 
-export function useApiForm(shownFields: string[]) {
+export function useApiForm(shownFields: string[] | ((field: string) => boolean)) {
   const [fields, setFields] = useState<FieldErrors>({});
   const [formError, setFormError] = useState("");
   const [pending, setPending] = useState(false);
+  const isShown = useRef<(field: string) => boolean>(() => false);
+  isShown.current = typeof shownFields === "function" ? shownFields : (field) => shownFields.includes(field);
 
   const run = useCallback(
     async <T,>(fn: () => Promise<T>): Promise<T | undefined> => {
@@ -20,7 +24,7 @@ export function useApiForm(shownFields: string[]) {
         const shown: FieldErrors = {};
         const rest: string[] = [];
         for (const [k, v] of Object.entries(fe)) {
-          if (shownFields.includes(k)) shown[k] = v;
+          if (isShown.current(k)) shown[k] = v;
           else rest.push(`${k.replace(/_/g, " ")}: ${v.toLowerCase()}`);
         }
         setFields(shown);
@@ -31,7 +35,6 @@ export function useApiForm(shownFields: string[]) {
         setPending(false);
       }
     },
-    // shownFields is a constant list per form: the first one is kept.
     [],
   );
 
@@ -42,5 +45,5 @@ export function useApiForm(shownFields: string[]) {
     setFormError("");
   }, []);
 
-  return { fields, formError, pending, run, setFieldError, reset };
+  return { fields, setFields, formError, setFormError, pending, run, setFieldError, reset };
 }

@@ -6,11 +6,11 @@ import { useQuery as useTanQuery } from "@tanstack/react-query";
 import { ArrowLeft, Pause, Play, Plus, Trash2, X } from "lucide-react";
 import { useEffect, useMemo, useState, type ReactNode } from "react";
 import { Link, useParams } from "wouter";
-import { LineChart, type ChartPoint } from "../../components/chart";
+import { LineChart, type ChartPoint, RangePicker } from "../../components/chart";
 import { Confirm } from "../../components/dialog";
 import { LiveIndicator } from "../../components/live";
 import { toast } from "../../components/toast";
-import { Banner, Button, Card, CardHeader, ErrorState, Field, Input, Spinner, cx, useTitle } from "../../components/ui";
+import { Banner, Button, Card, CardHeader, ErrorState, Field, Input, Spinner, useTitle } from "../../components/ui";
 import { ClusterService, NodeState, type Node as NodeMsg } from "../../gen/skypanel/cluster/v1/cluster_pb";
 import { invalidate } from "../../lib/api";
 import { ago, clusters, formatBytes, memoryPercent, roleName, useNow, useWatchNodes } from "../../lib/clusters";
@@ -71,22 +71,7 @@ function Metrics({ node }: { node: NodeMsg }) {
       <CardHeader
         title="Metrics"
         description="Averages per interval from the node's heartbeats."
-        actions={
-          <div role="radiogroup" aria-label="Time range" className="inline-flex rounded-md border border-line p-0.5">
-            {ranges.map((x) => (
-              <button
-                key={x.key}
-                type="button"
-                role="radio"
-                aria-checked={range === x.key}
-                onClick={() => setRange(x.key)}
-                className={cx("rounded px-2.5 py-1 text-xs font-medium", range === x.key ? "bg-accent-soft text-accent" : "text-muted hover:text-fg")}
-              >
-                {x.label}
-              </button>
-            ))}
-          </div>
-        }
+        actions={<RangePicker ranges={ranges} value={range} onChange={setRange} />}
       />
       <div className="p-4 sm:p-5">
         {q.isPending ? (

@@ -8,7 +8,8 @@ import { toast } from "../../../components/toast";
 import { Badge, Banner, Button, Card, EmptyState, ErrorState, Field, Input, ListRow, PageHeader, SkeletonRows, Toggle } from "../../../components/ui";
 import { PlanService, type Plan } from "../../../gen/skypanel/plan/v1/plan_pb";
 import { invalidate } from "../../../lib/api";
-import { decimalToMinor, formatCores, formatMiB, formatPricePerHour, minorToDecimal, plans, useSpecForm } from "../../../lib/apps";
+import { decimalToMinor, formatCores, formatMiB, formatPricePerHour, minorToDecimal, plans } from "../../../lib/apps";
+import { useApiForm } from "../../../lib/forms";
 import { formatDate } from "../../../lib/format";
 
 interface Draft {
@@ -50,7 +51,7 @@ function draftOf(p: Plan): Draft {
 
 function PlanDialog({ open, onOpenChange, plan }: { open: boolean; onOpenChange: (o: boolean) => void; plan?: Plan }) {
   const [d, setD] = useState<Draft>(plan ? draftOf(plan) : blank);
-  const form = useSpecForm((k) => k.startsWith("plan."));
+  const form = useApiForm((k) => k.startsWith("plan."));
   const f = form.fields;
   const set = (patch: Partial<Draft>) => {
     setD((x) => ({ ...x, ...patch }));

@@ -6,7 +6,8 @@ import { useEffect, useRef, useState } from "react";
 import { EnvEditor } from "../../../components/env-editor";
 import { toast } from "../../../components/toast";
 import { Banner, Button, Card, CardHeader } from "../../../components/ui";
-import { apps, canOperate, checkRows, download, envErrors, envFromRows, rowsFromEnv, specForUpdate, useSpecForm, type EnvRow } from "../../../lib/apps";
+import { apps, canOperate, checkRows, download, envErrors, envFromRows, rowsFromEnv, specForUpdate, type EnvRow } from "../../../lib/apps";
+import { useApiForm } from "../../../lib/forms";
 import { useOrg } from "../../../lib/org";
 import { refreshApp } from "./actions";
 import type { TabProps } from "./AppDetail";
@@ -19,7 +20,7 @@ export default function EnvironmentTab({ app }: TabProps) {
   const [rows, setRows] = useState<EnvRow[]>(() => rowsFromEnv(app.spec?.env ?? []));
   const base = useRef(sig(rows));
   const [exporting, setExporting] = useState(false);
-  const form = useSpecForm((k) => /^spec\.env\[\d+\]/.test(k));
+  const form = useApiForm((k) => /^spec\.env\[\d+\]/.test(k));
   const [localErrors, setLocalErrors] = useState<Record<string, string>>({});
   const dirty = sig(rows) !== base.current;
 

@@ -2,8 +2,8 @@
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { LineChart, type ChartSeries } from "../../../components/chart";
-import { Card, CardHeader, ErrorState, Spinner, cx } from "../../../components/ui";
+import { LineChart, type ChartSeries, RangePicker } from "../../../components/chart";
+import { Card, CardHeader, ErrorState, Spinner } from "../../../components/ui";
 import { apps } from "../../../lib/apps";
 import { formatBytes } from "../../../lib/clusters";
 import { useOrg } from "../../../lib/org";
@@ -59,22 +59,7 @@ export default function MetricsTab({ app }: TabProps) {
       <CardHeader
         title="Metrics"
         description="Per replica, averaged per interval."
-        actions={
-          <div role="radiogroup" aria-label="Time range" className="inline-flex rounded-md border border-line p-0.5">
-            {ranges.map((x) => (
-              <button
-                key={x.key}
-                type="button"
-                role="radio"
-                aria-checked={range === x.key}
-                onClick={() => setRange(x.key)}
-                className={cx("rounded px-2.5 py-1 text-xs font-medium", range === x.key ? "bg-accent-soft text-accent" : "text-muted hover:text-fg")}
-              >
-                {x.label}
-              </button>
-            ))}
-          </div>
-        }
+        actions={<RangePicker ranges={ranges} value={range} onChange={setRange} />}
       />
       <div className="p-4 sm:p-5">
         {q.isPending ? (

@@ -24,9 +24,9 @@ import {
   formatMiB,
   formatPricePerHour,
   splitCommand,
-  useSpecForm,
   type EnvRow,
 } from "../../../lib/apps";
+import { useApiForm } from "../../../lib/forms";
 import { orgPath, useOrg } from "../../../lib/org";
 import { PlanPicker } from "./app-ui";
 
@@ -101,7 +101,7 @@ export default function NewApp() {
   const [hcTimeout, setHcTimeout] = useState("3");
   const [hcRetries, setHcRetries] = useState("3");
   const [hcStart, setHcStart] = useState("0");
-  const form = useSpecForm((k) => stepOf(k) >= 0);
+  const form = useApiForm((k) => stepOf(k) >= 0);
   const f = form.fields;
 
   const plan = planList.find((p) => p.id === planId) ?? (planList.length === 1 ? planList[0] : undefined);

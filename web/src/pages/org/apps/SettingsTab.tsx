@@ -9,7 +9,8 @@ import { Banner, Button, Card, CardHeader, ErrorState, Input, SkeletonRows } fro
 import { AppService } from "../../../gen/skypanel/app/v1/app_pb";
 import { PlanService } from "../../../gen/skypanel/plan/v1/plan_pb";
 import { invalidate } from "../../../lib/api";
-import { apps, canOperate, specForUpdate, useSpecForm } from "../../../lib/apps";
+import { apps, canOperate, specForUpdate } from "../../../lib/apps";
+import { useApiForm } from "../../../lib/forms";
 import { orgPath, useOrg } from "../../../lib/org";
 import { refreshApp } from "./actions";
 import type { TabProps } from "./AppDetail";
@@ -19,7 +20,7 @@ function ChangePlan({ app }: TabProps) {
   const org = useOrg();
   const q = useQuery(PlanService.method.listPlans, { includeRetired: false });
   const [planId, setPlanId] = useState(app.planId);
-  const form = useSpecForm((k) => k === "plan_id");
+  const form = useApiForm((k) => k === "plan_id");
   const list = (q.data?.plans ?? []).filter((p) => !p.retired || p.id === app.planId);
   const current = list.find((p) => p.id === app.planId);
   const chosen = list.find((p) => p.id === planId);
