@@ -157,7 +157,7 @@ func (d *Deployer) obtain(ctx context.Context, domainID uuid.UUID) error {
 	}
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 	if err := d.opts.Store.SetDomainCertificate(ctx, dom.ID, string(res.Certificate),
-		d.opts.Keyring.Seal(keyPEM, domainKeyContext(dom.ID)), leaf.NotAfter); err != nil {
+		d.opts.Keyring.Seal(keyPEM, DomainKeyContext(dom.ID)), leaf.NotAfter); err != nil {
 		return err
 	}
 	d.logger.Info("certificate issued", "hostname", dom.Hostname, "expires", leaf.NotAfter)

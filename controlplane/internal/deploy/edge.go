@@ -166,7 +166,7 @@ func (d *Deployer) edgeConfig(ctx context.Context, q *store.Queries, clusterID u
 			cfg.Challenges = append(cfg.Challenges, &agentv1.EdgeChallenge{Path: httpVerificationPrefix + dom.Token, Body: dom.Token})
 		}
 		if dom.CertPEM != "" {
-			key, err := d.opts.Keyring.Open(dom.KeySealed, domainKeyContext(dom.ID))
+			key, err := d.opts.Keyring.Open(dom.KeySealed, DomainKeyContext(dom.ID))
 			if err != nil {
 				return nil, fmt.Errorf("open key of %s: %w", dom.Hostname, err)
 			}
@@ -226,8 +226,13 @@ func (d *Deployer) edgeConfig(ctx context.Context, q *store.Queries, clusterID u
 	return cfg, nil
 }
 
-// domainKeyContext binds a domain's sealed private key to the domain.
-func domainKeyContext(id uuid.UUID) string { return "domain-key:" + id.String() }
+// DomainKeyContext binds a domain's sealed private key to the domain.
+func DomainKeyContext(id uuid.UUID) string { return "domain-key:" + id.String() }
+
+// EdgeConfig is what the cluster's edges are to serve now.
+func (d *Deployer) EdgeConfig(ctx context.Context, clusterID uuid.UUID) (*agentv1.EdgeConfigure, error) {
+	return d.edgeConfig(ctx, d.opts.Store.Queries, clusterID)
+}
 
 // Run keeps the edges in step (every interval, for new edge nodes and anything missed) until
 // ctx ends.
