@@ -17,6 +17,8 @@ import (
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
 	domainv1 "skypanel/shared/gen/go/skypanel/domain/v1"
 	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
+	organizationv1 "skypanel/shared/gen/go/skypanel/organization/v1"
+	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
 	planv1 "skypanel/shared/gen/go/skypanel/plan/v1"
 	"skypanel/shared/gen/go/skypanel/plan/v1/planv1connect"
 	"skypanel/shared/workload"
@@ -211,6 +213,13 @@ func TestDeployingAnAppGoesThroughTheManagerAgent(t *testing.T) {
 	apply = f.apply(t)
 	require.EqualValues(t, 3, apply.GetReplicas())
 	require.Equal(t, appv1.DeploymentKind_DEPLOYMENT_KIND_SCALE, sc.Msg.GetDeployment().GetKind())
+
+	// The organization cannot go while it has apps.
+	orgs := testenv.Client(f.env, organizationv1connect.NewOrganizationServiceClient, f.userToken)
+	_, err = orgs.DeleteOrganization(f.ctx, connect.NewRequest(&organizationv1.DeleteOrganizationRequest{
+		OrganizationId: f.orgID.String(), ConfirmSlug: "acme"}))
+	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err))
+	require.Contains(t, err.Error(), "still has 1 apps")
 
 	// Deleting removes the service, then the app.
 	_, err = f.apps.DeleteApp(f.ctx, connect.NewRequest(&appv1.DeleteAppRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))

@@ -161,6 +161,13 @@ func (s *OrganizationService) DeleteOrganization(ctx context.Context, req *conne
 		if role != store.RoleOwner {
 			return connect.NewError(connect.CodePermissionDenied, errors.New("only the owner can delete the organization"))
 		}
+		apps, err := q.Apps(ctx, org.ID)
+		if err != nil {
+			return storeErr("apps", err)
+		}
+		if len(apps) > 0 {
+			return failedPrecondition("the organization still has %d apps: delete them first", len(apps))
+		}
 		if _, err := q.InsertActivity(ctx, event(ctx, org.ID, "organization.deleted", "organization", org.ID.String(),
 			map[string]string{"name": org.Name, "slug": org.Slug})); err != nil {
 			return err
