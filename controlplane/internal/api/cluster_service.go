@@ -106,6 +106,13 @@ func (s *ClusterService) DeleteCluster(ctx context.Context, req *connect.Request
 		if err != nil {
 			return storeErr("cluster", err)
 		}
+		apps, err := q.AppsInCluster(ctx, id)
+		if err != nil {
+			return storeErr("apps", err)
+		}
+		if len(apps) > 0 {
+			return failedPrecondition("cluster %s still runs %d apps: delete them first", c.Name, len(apps))
+		}
 		deleted, err := q.DeleteCluster(ctx, id)
 		if err != nil {
 			return storeErr("cluster", err)
