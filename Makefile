@@ -104,12 +104,13 @@ test: check-generate db-fast tools web/node_modules/go.mod ## All checks and tes
 test-race: check-generate db-fast tools web/node_modules/go.mod ## Tests with the race detector (slow)
 	$(TEST_ENV) go test -count=1 -race ./...
 
-bench: db build ## Benchmarks (API; agent sessions; one real agent vs node-exporter; edge vs nginx)
+bench: db build ## Benchmarks (API; agent sessions; agent vs node-exporter; edge vs nginx; metering; deploy overhead)
 	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-bench
 	@command -v prometheus-node-exporter >/dev/null || apt-get install -y -q prometheus-node-exporter
 	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-agentbench --bin-dir bin
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || apt-get install -y -q wrk nginx-light
 	go run ./agent/cmd/skypanel-edgebench --agent bin/skypanel-agent
+	SKYPANEL_BENCH_DATABASE_URL="$$($(PG) url skypanel_bench)" go run ./controlplane/cmd/skypanel-billingbench
 	$(MAKE) --no-print-directory db-fast tools
 	$(TEST_ENV) CI=true go test -run '^$$' -bench DeployOverhead -benchtime 1x ./controlplane/internal/e2e/
 

@@ -448,8 +448,17 @@ func (s *AppService) usablePlan(ctx context.Context, id, current uuid.UUID) (sto
 	return plan, nil
 }
 
-// checkAppLimit refuses one more app of the organization on the plan past its maximum.
+// checkAppLimit refuses one more app of the organization on the plan past its maximum, and
+// a plan priced in another currency than the organization's wallet.
 func checkAppLimit(ctx context.Context, q *store.Queries, orgID uuid.UUID, plan store.Plan) error {
+	w, err := q.Wallet(ctx, orgID)
+	switch {
+	case err == nil && w.Currency != plan.Currency:
+		return failedPrecondition("the %s plan is priced in %s, and this organization pays in %s: choose a plan in %s",
+			plan.Name, plan.Currency, w.Currency, w.Currency)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return storeErr("wallet", err)
+	}
 	n, err := q.CountApps(ctx, orgID, plan.ID)
 	if err != nil {
 		return storeErr("apps", err)

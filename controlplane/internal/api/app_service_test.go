@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"skypanel/controlplane/internal/billing"
+	"skypanel/controlplane/internal/store"
 	"skypanel/controlplane/internal/testenv"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	appv1 "skypanel/shared/gen/go/skypanel/app/v1"
@@ -153,6 +155,14 @@ func TestDeployingAnAppGoesThroughTheManagerAgent(t *testing.T) {
 		appv1.DeploymentState_DEPLOYMENT_STATE_APPLYING, appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT,
 		appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT, appv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED}, states)
 
+	// Billing: the app's two replicas run from now, at the plan's price.
+	runs, err := f.env.Store.BillableRuns(f.ctx, "app", uuid.MustParse(app.GetId()))
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.EqualValues(t, 2, runs[0].Quantity)
+	require.EqualValues(t, 12, runs[0].UnitPrice)
+	require.Nil(t, runs[0].EndedAt)
+
 	// The app runs release 1; its secret is never returned.
 	got2, err := f.apps.GetApp(f.ctx, connect.NewRequest(&appv1.GetAppRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
 	require.NoError(t, err)
@@ -231,6 +241,15 @@ func TestDeployingAnAppGoesThroughTheManagerAgent(t *testing.T) {
 		_, err := f.apps.GetApp(f.ctx, connect.NewRequest(&appv1.GetAppRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
 		return connect.CodeOf(err) == connect.CodeNotFound
 	})
+	// Billing kept the history and stopped. Only succeeded deployments count: the automatic
+	// rollback changed nothing, and the scale to 3 never finished (the delete superseded it).
+	runs, err = f.env.Store.BillableRuns(f.ctx, "app", uuid.MustParse(app.GetId()))
+	require.NoError(t, err)
+	require.NotEmpty(t, runs)
+	for _, r := range runs {
+		require.NotNil(t, r.EndedAt, "no run stays open after the app is deleted")
+	}
+	require.EqualValues(t, 2, runs[len(runs)-1].Quantity)
 }
 
 func TestTheSchedulerRefusesWhatDoesNotFit(t *testing.T) {
@@ -378,4 +397,24 @@ func TestReplicaMetricsAndDomainsInput(t *testing.T) {
 	require.Equal(t, connect.CodeAlreadyExists, connect.CodeOf(err))
 	_, err = domains.SetPrimaryDomain(f.ctx, connect.NewRequest(&domainv1.SetPrimaryDomainRequest{OrganizationId: f.orgID.String(), DomainId: d.GetId()}))
 	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err), "an unverified domain cannot be primary")
+}
+
+func TestAppsArePricedInTheWalletsCurrency(t *testing.T) {
+	f := setupApps(t)
+	require.NoError(t, f.env.Store.InTx(f.ctx, func(q *store.Queries) error {
+		_, _, err := billing.Credit(f.ctx, q, billing.Entry{OrganizationID: f.orgID, Amount: 1000, Currency: "USD",
+			Reference: "test:topup", Actor: "test"})
+		return err
+	}))
+	plans := testenv.Client(f.env, planv1connect.NewPlanServiceClient, f.adminUser.Token)
+	eur, err := plans.CreatePlan(f.ctx, connect.NewRequest(&planv1.CreatePlanRequest{Plan: &planv1.PlanFields{
+		Name: "euro", CpuMillis: 100, MemoryMib: 64, PricePerHour: 5, Currency: "EUR", MaxReplicas: 3, MaxApps: 5}}))
+	require.NoError(t, err)
+	_, err = f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{OrganizationId: f.orgID.String(), Name: "web",
+		PlanId: eur.Msg.GetPlan().GetId(), Spec: f.spec()}))
+	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err))
+	require.Contains(t, err.Error(), "priced in EUR, and this organization pays in USD")
+	_, err = f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{OrganizationId: f.orgID.String(), Name: "web",
+		PlanId: f.plan.GetId(), Spec: f.spec()}))
+	require.NoError(t, err, "the USD plan is fine")
 }

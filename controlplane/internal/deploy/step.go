@@ -299,28 +299,43 @@ func decodeTasks(raw []byte) ([]*agentv1.TaskStatus, error) {
 	return out, nil
 }
 
-// finish applies a deployment's end to its app: a succeeded deployment's release becomes
-// the current one; a failed or rolled back one restores the spec of the current release, so
-// the app describes what runs. A succeeded delete removes the app.
+// finish applies a deployment's end to its app and to billing: a succeeded deployment's
+// release becomes the current one and its replicas are billed from now; a failed or rolled
+// back one leaves what ran before running (Swarm went back to it), so the app's spec, plan and
+// replicas go back to the current release's and billing is unchanged. A succeeded delete
+// stops billing and removes the app.
 func (d *Deployer) finish(ctx context.Context, q *store.Queries, app store.App, dep store.Deployment) error {
 	switch {
 	case dep.State == "succeeded" && dep.Kind == "delete":
+		if err := d.billRunning(ctx, q, app, 0); err != nil {
+			return err
+		}
 		return q.DeleteApp(ctx, app.ID)
 	case dep.State == "succeeded":
 		id := dep.ReleaseID
 		app.CurrentReleaseID = &id
-		return q.UpdateApp(ctx, app)
-	case dep.State == "superseded":
+		if err := q.UpdateApp(ctx, app); err != nil {
+			return err
+		}
+		return d.billRunning(ctx, q, app, dep.Replicas)
+	case dep.State == "superseded" || dep.Kind == "delete":
 		return nil
-	case app.CurrentReleaseID != nil && *app.CurrentReleaseID != dep.ReleaseID && dep.Kind != "delete":
+	}
+	if app.CurrentReleaseID != nil && *app.CurrentReleaseID != dep.ReleaseID {
 		cur, err := q.Release(ctx, app.OrganizationID, *app.CurrentReleaseID)
 		if err != nil {
 			return err
 		}
 		app.Spec, app.PlanID = cur.Spec, cur.PlanID
-		return q.UpdateApp(ctx, app)
 	}
-	return nil
+	last, err := q.LastSucceededDeployment(ctx, app.ID)
+	switch {
+	case err == nil:
+		app.Replicas = last.Replicas
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return q.UpdateApp(ctx, app)
 }
 
 // pickManager returns a ready manager of the cluster, preferring one whose session is on this

@@ -24,6 +24,7 @@ import (
 	"skypanel/controlplane/internal/activity"
 	"skypanel/controlplane/internal/api"
 	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/billing"
 	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/config"
 	"skypanel/controlplane/internal/deploy"
@@ -120,6 +121,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := river.AddWorkerSafely(workers, deployer.CertWorker()); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	meter, err := billing.New(billing.Options{Store: opts.Store, Logger: logger.With("component", "billing")})
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, meter.Worker()); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	jobs, err := river.NewClient(riverpgxv5.New(opts.Store.Pool()), &river.Config{
 		Logger:  logger.With("component", "jobs"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
@@ -131,6 +139,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		// by a crash: run it again soon.
 		JobTimeout:           30 * time.Second,
 		RescueStuckJobsAfter: time.Minute,
+		// Hourly metering (it also runs at start, to catch up after downtime). A run rescued
+		// while another still goes charges nothing twice: the usage ledger is keyed by
+		// resource and hour.
+		PeriodicJobs: []*river.PeriodicJob{meter.PeriodicJob()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new server: job client: %w", err)

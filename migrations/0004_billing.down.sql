@@ -1,0 +1,10 @@
+DROP TABLE metered_periods;
+DROP TABLE usage_charges;
+DROP TABLE billable_runs;
+DROP TABLE price_overrides;
+DROP TRIGGER plans_price_history ON plans;
+DROP FUNCTION plan_prices_record();
+DROP TABLE plan_prices;
+DROP TABLE wallet_transactions;
+DROP TABLE wallets;
+DROP FUNCTION billing_append_only();
