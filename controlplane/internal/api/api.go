@@ -31,6 +31,7 @@ import (
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
+	"skypanel/shared/gen/go/skypanel/billing/v1/billingv1connect"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
 	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
@@ -83,6 +84,7 @@ func RegisterPublic(mux *http.ServeMux, opts Options, handlerOpts ...connect.Han
 	mux.Handle(planv1connect.NewPlanServiceHandler(&PlanService{opts: opts}, handlerOpts...))
 	mux.Handle(appv1connect.NewAppServiceHandler(&AppService{opts: opts}, handlerOpts...))
 	mux.Handle(domainv1connect.NewDomainServiceHandler(&DomainService{opts: opts}, handlerOpts...))
+	mux.Handle(billingv1connect.NewBillingServiceHandler(&BillingService{opts: opts}, handlerOpts...))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"skypanel/shared/gen/go/skypanel/apitoken/v1/apitokenv1connect"
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
+	"skypanel/shared/gen/go/skypanel/billing/v1/billingv1connect"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
 	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	"skypanel/shared/gen/go/skypanel/organization/v1/organizationv1connect"
@@ -152,6 +153,13 @@ var rules = map[string]Rule{
 	appv1connect.AppServiceRedeployProcedure:        orgMember,
 	appv1connect.AppServiceRollbackProcedure:        orgMember,
 	appv1connect.AppServiceDeleteAppProcedure:       orgAdmin,
+
+	// Billing: the organization's admins see its money; platform admins credit and adjust.
+	billingv1connect.BillingServiceGetWalletProcedure:        orgViewer,
+	billingv1connect.BillingServiceListTransactionsProcedure: orgAdmin,
+	billingv1connect.BillingServiceListUsageProcedure:        orgViewer,
+	billingv1connect.BillingServiceCreditWalletProcedure:     platform,
+	billingv1connect.BillingServiceAdjustWalletProcedure:     platform,
 
 	// Domains: as apps.
 	domainv1connect.DomainServiceListDomainsProcedure:      orgViewer,
