@@ -17,6 +17,8 @@ import (
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	appv1 "skypanel/shared/gen/go/skypanel/app/v1"
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
+	billingv1 "skypanel/shared/gen/go/skypanel/billing/v1"
+	"skypanel/shared/gen/go/skypanel/billing/v1/billingv1connect"
 	domainv1 "skypanel/shared/gen/go/skypanel/domain/v1"
 	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	organizationv1 "skypanel/shared/gen/go/skypanel/organization/v1"
@@ -417,4 +419,27 @@ func TestAppsArePricedInTheWalletsCurrency(t *testing.T) {
 	_, err = f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{OrganizationId: f.orgID.String(), Name: "web",
 		PlanId: f.plan.GetId(), Spec: f.spec()}))
 	require.NoError(t, err, "the USD plan is fine")
+
+	// A platform admin overrides the app's price (history kept, newest first), then ends it.
+	created, err := f.apps.ListApps(f.ctx, connect.NewRequest(&appv1.ListAppsRequest{OrganizationId: f.orgID.String()}))
+	require.NoError(t, err)
+	appID := created.Msg.GetApps()[0].GetId()
+	asAdmin := testenv.Client(f.env, billingv1connect.NewBillingServiceClient, f.adminUser.Token)
+	price := int64(7)
+	_, err = asAdmin.SetAppPrice(f.ctx, connect.NewRequest(&billingv1.SetAppPriceRequest{OrganizationId: f.orgID.String(),
+		AppId: appID, UnitPrice: &price, Reason: "partner discount"}))
+	require.NoError(t, err)
+	_, err = asAdmin.SetAppPrice(f.ctx, connect.NewRequest(&billingv1.SetAppPriceRequest{OrganizationId: f.orgID.String(),
+		AppId: appID, Reason: "discount over"}))
+	require.NoError(t, err)
+	_, err = asAdmin.SetAppPrice(f.ctx, connect.NewRequest(&billingv1.SetAppPriceRequest{OrganizationId: f.orgID.String(),
+		AppId: appID, UnitPrice: &price, Reason: ""}))
+	require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err))
+	asOwner := testenv.Client(f.env, billingv1connect.NewBillingServiceClient, f.userToken)
+	prices, err := asOwner.ListAppPrices(f.ctx, connect.NewRequest(&billingv1.ListAppPricesRequest{OrganizationId: f.orgID.String(), AppId: appID}))
+	require.NoError(t, err)
+	require.Len(t, prices.Msg.GetOverrides(), 2)
+	require.Nil(t, prices.Msg.GetOverrides()[0].UnitPrice, "the newest ended the override")
+	require.EqualValues(t, 7, prices.Msg.GetOverrides()[1].GetUnitPrice())
+	require.Equal(t, "partner discount", prices.Msg.GetOverrides()[1].GetReason())
 }

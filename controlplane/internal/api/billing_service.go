@@ -186,3 +186,61 @@ func transactionProto(t store.WalletTransaction) *billingv1.Transaction {
 	return &billingv1.Transaction{Id: t.ID, Kind: t.Kind, Amount: t.Amount, Currency: t.Currency, BalanceAfter: t.BalanceAfter,
 		Reason: t.Reason, Reference: t.Reference, CreatedAt: timestamppb.New(t.CreatedAt)}
 }
+
+// SetAppPrice overrides an app's price from the next hour on, or ends the override.
+func (s *BillingService) SetAppPrice(ctx context.Context, req *connect.Request[billingv1.SetAppPriceRequest]) (*connect.Response[billingv1.SetAppPriceResponse], error) {
+	orgID, appID := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId())
+	reason := strings.TrimSpace(req.Msg.GetReason())
+	if len(reason) < 3 {
+		return nil, invalid(workload.FieldErrors{{Field: "reason", Reason: "say why, in at least 3 characters"}})
+	}
+	p := mustPrincipal(ctx)
+	var o store.PriceOverride
+	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
+		app, err := q.LockApp(ctx, orgID, appID)
+		if err != nil {
+			return storeErr("app", err)
+		}
+		o, err = billing.SetPriceOverride(ctx, q, billing.Override{Type: billing.ResourceApp, ID: app.ID,
+			UnitPrice: req.Msg.UnitPrice, SetBy: "user:" + p.UserID.String(), Reason: reason})
+		if errors.Is(err, billing.ErrInvalid) {
+			return invalid(workload.FieldErrors{{Field: "unit_price", Reason: err.Error()}})
+		}
+		if err != nil {
+			return storeErr("price", err)
+		}
+		price := "plan"
+		if o.UnitPrice != nil {
+			price = fmt.Sprint(*o.UnitPrice)
+		}
+		_, err = q.InsertActivity(ctx, event(ctx, orgID, "app.price_set", "app", app.ID.String(),
+			map[string]string{"name": app.Name, "unit_price": price, "reason": reason}))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&billingv1.SetAppPriceResponse{Override: overrideProto(o)}), nil
+}
+
+// ListAppPrices lists an app's price overrides, newest first.
+func (s *BillingService) ListAppPrices(ctx context.Context, req *connect.Request[billingv1.ListAppPricesRequest]) (*connect.Response[billingv1.ListAppPricesResponse], error) {
+	app, err := s.opts.Store.App(ctx, uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId()))
+	if err != nil {
+		return nil, storeErr("app", err)
+	}
+	list, err := s.opts.Store.PriceOverrides(ctx, string(billing.ResourceApp), app.ID)
+	if err != nil {
+		return nil, storeErr("prices", err)
+	}
+	out := &billingv1.ListAppPricesResponse{}
+	for _, o := range list {
+		out.Overrides = append(out.Overrides, overrideProto(o))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func overrideProto(o store.PriceOverride) *billingv1.PriceOverride {
+	return &billingv1.PriceOverride{UnitPrice: o.UnitPrice, EffectiveFrom: timestamppb.New(o.EffectiveFrom), SetBy: o.SetBy,
+		Reason: o.Reason, CreatedAt: timestamppb.New(o.CreatedAt)}
+}

@@ -160,6 +160,8 @@ var rules = map[string]Rule{
 	billingv1connect.BillingServiceListUsageProcedure:        orgViewer,
 	billingv1connect.BillingServiceCreditWalletProcedure:     platform,
 	billingv1connect.BillingServiceAdjustWalletProcedure:     platform,
+	billingv1connect.BillingServiceSetAppPriceProcedure:      platform,
+	billingv1connect.BillingServiceListAppPricesProcedure:    orgAdmin,
 
 	// Domains: as apps.
 	domainv1connect.DomainServiceListDomainsProcedure:      orgViewer,

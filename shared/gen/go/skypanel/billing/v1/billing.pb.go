@@ -294,6 +294,292 @@ func (x *UsageCharge) GetCurrency() string {
 	return ""
 }
 
+// PriceOverride is an admin's price for an app from a time on.
+type PriceOverride struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// unit_price is unset when the override ended an earlier one.
+	UnitPrice     *int64                 `protobuf:"varint,1,opt,name=unit_price,json=unitPrice,proto3,oneof" json:"unit_price,omitempty"`
+	EffectiveFrom *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_from,json=effectiveFrom,proto3" json:"effective_from,omitempty"`
+	SetBy         string                 `protobuf:"bytes,3,opt,name=set_by,json=setBy,proto3" json:"set_by,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PriceOverride) Reset() {
+	*x = PriceOverride{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PriceOverride) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PriceOverride) ProtoMessage() {}
+
+func (x *PriceOverride) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PriceOverride.ProtoReflect.Descriptor instead.
+func (*PriceOverride) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PriceOverride) GetUnitPrice() int64 {
+	if x != nil && x.UnitPrice != nil {
+		return *x.UnitPrice
+	}
+	return 0
+}
+
+func (x *PriceOverride) GetEffectiveFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveFrom
+	}
+	return nil
+}
+
+func (x *PriceOverride) GetSetBy() string {
+	if x != nil {
+		return x.SetBy
+	}
+	return ""
+}
+
+func (x *PriceOverride) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PriceOverride) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+type SetAppPriceRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	AppId          string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	UnitPrice      *int64                 `protobuf:"varint,3,opt,name=unit_price,json=unitPrice,proto3,oneof" json:"unit_price,omitempty"`
+	Reason         string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetAppPriceRequest) Reset() {
+	*x = SetAppPriceRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAppPriceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAppPriceRequest) ProtoMessage() {}
+
+func (x *SetAppPriceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAppPriceRequest.ProtoReflect.Descriptor instead.
+func (*SetAppPriceRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetAppPriceRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *SetAppPriceRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *SetAppPriceRequest) GetUnitPrice() int64 {
+	if x != nil && x.UnitPrice != nil {
+		return *x.UnitPrice
+	}
+	return 0
+}
+
+func (x *SetAppPriceRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SetAppPriceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Override      *PriceOverride         `protobuf:"bytes,1,opt,name=override,proto3" json:"override,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetAppPriceResponse) Reset() {
+	*x = SetAppPriceResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetAppPriceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetAppPriceResponse) ProtoMessage() {}
+
+func (x *SetAppPriceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetAppPriceResponse.ProtoReflect.Descriptor instead.
+func (*SetAppPriceResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetAppPriceResponse) GetOverride() *PriceOverride {
+	if x != nil {
+		return x.Override
+	}
+	return nil
+}
+
+type ListAppPricesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	AppId          string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListAppPricesRequest) Reset() {
+	*x = ListAppPricesRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppPricesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppPricesRequest) ProtoMessage() {}
+
+func (x *ListAppPricesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppPricesRequest.ProtoReflect.Descriptor instead.
+func (*ListAppPricesRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListAppPricesRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *ListAppPricesRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+type ListAppPricesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Overrides     []*PriceOverride       `protobuf:"bytes,1,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAppPricesResponse) Reset() {
+	*x = ListAppPricesResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAppPricesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAppPricesResponse) ProtoMessage() {}
+
+func (x *ListAppPricesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAppPricesResponse.ProtoReflect.Descriptor instead.
+func (*ListAppPricesResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListAppPricesResponse) GetOverrides() []*PriceOverride {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
 type GetWalletRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
@@ -303,7 +589,7 @@ type GetWalletRequest struct {
 
 func (x *GetWalletRequest) Reset() {
 	*x = GetWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +601,7 @@ func (x *GetWalletRequest) String() string {
 func (*GetWalletRequest) ProtoMessage() {}
 
 func (x *GetWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +614,7 @@ func (x *GetWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWalletRequest.ProtoReflect.Descriptor instead.
 func (*GetWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{3}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetWalletRequest) GetOrganizationId() string {
@@ -347,7 +633,7 @@ type GetWalletResponse struct {
 
 func (x *GetWalletResponse) Reset() {
 	*x = GetWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +645,7 @@ func (x *GetWalletResponse) String() string {
 func (*GetWalletResponse) ProtoMessage() {}
 
 func (x *GetWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +658,7 @@ func (x *GetWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWalletResponse.ProtoReflect.Descriptor instead.
 func (*GetWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{4}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetWalletResponse) GetWallet() *Wallet {
@@ -393,7 +679,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +691,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +704,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{5}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTransactionsRequest) GetOrganizationId() string {
@@ -452,7 +738,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +750,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +763,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -506,7 +792,7 @@ type ListUsageRequest struct {
 
 func (x *ListUsageRequest) Reset() {
 	*x = ListUsageRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +804,7 @@ func (x *ListUsageRequest) String() string {
 func (*ListUsageRequest) ProtoMessage() {}
 
 func (x *ListUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +817,7 @@ func (x *ListUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsageRequest.ProtoReflect.Descriptor instead.
 func (*ListUsageRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListUsageRequest) GetOrganizationId() string {
@@ -566,7 +852,7 @@ type ListUsageResponse struct {
 
 func (x *ListUsageResponse) Reset() {
 	*x = ListUsageResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +864,7 @@ func (x *ListUsageResponse) String() string {
 func (*ListUsageResponse) ProtoMessage() {}
 
 func (x *ListUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +877,7 @@ func (x *ListUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsageResponse.ProtoReflect.Descriptor instead.
 func (*ListUsageResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{8}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListUsageResponse) GetCharges() []*UsageCharge {
@@ -627,7 +913,7 @@ type CreditWalletRequest struct {
 
 func (x *CreditWalletRequest) Reset() {
 	*x = CreditWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +925,7 @@ func (x *CreditWalletRequest) String() string {
 func (*CreditWalletRequest) ProtoMessage() {}
 
 func (x *CreditWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +938,7 @@ func (x *CreditWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditWalletRequest.ProtoReflect.Descriptor instead.
 func (*CreditWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{9}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreditWalletRequest) GetOrganizationId() string {
@@ -693,7 +979,7 @@ type CreditWalletResponse struct {
 
 func (x *CreditWalletResponse) Reset() {
 	*x = CreditWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +991,7 @@ func (x *CreditWalletResponse) String() string {
 func (*CreditWalletResponse) ProtoMessage() {}
 
 func (x *CreditWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +1004,7 @@ func (x *CreditWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditWalletResponse.ProtoReflect.Descriptor instead.
 func (*CreditWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{10}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreditWalletResponse) GetTransaction() *Transaction {
@@ -746,7 +1032,7 @@ type AdjustWalletRequest struct {
 
 func (x *AdjustWalletRequest) Reset() {
 	*x = AdjustWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +1044,7 @@ func (x *AdjustWalletRequest) String() string {
 func (*AdjustWalletRequest) ProtoMessage() {}
 
 func (x *AdjustWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1057,7 @@ func (x *AdjustWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustWalletRequest.ProtoReflect.Descriptor instead.
 func (*AdjustWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{11}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AdjustWalletRequest) GetOrganizationId() string {
@@ -805,7 +1091,7 @@ type AdjustWalletResponse struct {
 
 func (x *AdjustWalletResponse) Reset() {
 	*x = AdjustWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1103,7 @@ func (x *AdjustWalletResponse) String() string {
 func (*AdjustWalletResponse) ProtoMessage() {}
 
 func (x *AdjustWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1116,7 @@ func (x *AdjustWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustWalletResponse.ProtoReflect.Descriptor instead.
 func (*AdjustWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AdjustWalletResponse) GetTransaction() *Transaction {
@@ -877,7 +1163,31 @@ const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
 	"unit_price\x18\x05 \x01(\x03R\tunitPrice\x12\x16\n" +
 	"\x06amount\x18\x06 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\a \x01(\tR\bcurrency\"E\n" +
+	"\bcurrency\x18\a \x01(\tR\bcurrency\"\xef\x01\n" +
+	"\rPriceOverride\x12\"\n" +
+	"\n" +
+	"unit_price\x18\x01 \x01(\x03H\x00R\tunitPrice\x88\x01\x01\x12A\n" +
+	"\x0eeffective_from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\reffectiveFrom\x12\x15\n" +
+	"\x06set_by\x18\x03 \x01(\tR\x05setBy\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\r\n" +
+	"\v_unit_price\"\xcd\x01\n" +
+	"\x12SetAppPriceRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\x1f\n" +
+	"\x06app_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x05appId\x120\n" +
+	"\n" +
+	"unit_price\x18\x03 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00H\x00R\tunitPrice\x88\x01\x01\x12\"\n" +
+	"\x06reason\x18\x04 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xf4\x03R\x06reasonB\r\n" +
+	"\v_unit_price\"U\n" +
+	"\x13SetAppPriceResponse\x12>\n" +
+	"\boverride\x18\x01 \x01(\v2\".skypanel.billing.v1.PriceOverrideR\boverride\"j\n" +
+	"\x14ListAppPricesRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\x1f\n" +
+	"\x06app_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x05appId\"Y\n" +
+	"\x15ListAppPricesResponse\x12@\n" +
+	"\toverrides\x18\x01 \x03(\v2\".skypanel.billing.v1.PriceOverrideR\toverrides\"E\n" +
 	"\x10GetWalletRequest\x121\n" +
 	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\"H\n" +
 	"\x11GetWalletResponse\x123\n" +
@@ -916,13 +1226,15 @@ const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x03\x18\xf4\x03R\x06reason\"\x8f\x01\n" +
 	"\x14AdjustWalletResponse\x12B\n" +
 	"\vtransaction\x18\x01 \x01(\v2 .skypanel.billing.v1.TransactionR\vtransaction\x123\n" +
-	"\x06wallet\x18\x02 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet2\x83\x04\n" +
+	"\x06wallet\x18\x02 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet2\xcd\x05\n" +
 	"\x0eBillingService\x12Z\n" +
 	"\tGetWallet\x12%.skypanel.billing.v1.GetWalletRequest\x1a&.skypanel.billing.v1.GetWalletResponse\x12o\n" +
 	"\x10ListTransactions\x12,.skypanel.billing.v1.ListTransactionsRequest\x1a-.skypanel.billing.v1.ListTransactionsResponse\x12Z\n" +
 	"\tListUsage\x12%.skypanel.billing.v1.ListUsageRequest\x1a&.skypanel.billing.v1.ListUsageResponse\x12c\n" +
 	"\fCreditWallet\x12(.skypanel.billing.v1.CreditWalletRequest\x1a).skypanel.billing.v1.CreditWalletResponse\x12c\n" +
-	"\fAdjustWallet\x12(.skypanel.billing.v1.AdjustWalletRequest\x1a).skypanel.billing.v1.AdjustWalletResponseB\xcb\x01\n" +
+	"\fAdjustWallet\x12(.skypanel.billing.v1.AdjustWalletRequest\x1a).skypanel.billing.v1.AdjustWalletResponse\x12`\n" +
+	"\vSetAppPrice\x12'.skypanel.billing.v1.SetAppPriceRequest\x1a(.skypanel.billing.v1.SetAppPriceResponse\x12f\n" +
+	"\rListAppPrices\x12).skypanel.billing.v1.ListAppPricesRequest\x1a*.skypanel.billing.v1.ListAppPricesResponseB\xcb\x01\n" +
 	"\x17com.skypanel.billing.v1B\fBillingProtoP\x01Z4skypanel/shared/gen/go/skypanel/billing/v1;billingv1\xa2\x02\x03SBX\xaa\x02\x13Skypanel.Billing.V1\xca\x02\x13Skypanel\\Billing\\V1\xe2\x02\x1fSkypanel\\Billing\\V1\\GPBMetadata\xea\x02\x15Skypanel::Billing::V1b\x06proto3"
 
 var (
@@ -937,51 +1249,64 @@ func file_skypanel_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_skypanel_billing_v1_billing_proto_rawDescData
 }
 
-var file_skypanel_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_skypanel_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_skypanel_billing_v1_billing_proto_goTypes = []any{
 	(*Wallet)(nil),                   // 0: skypanel.billing.v1.Wallet
 	(*Transaction)(nil),              // 1: skypanel.billing.v1.Transaction
 	(*UsageCharge)(nil),              // 2: skypanel.billing.v1.UsageCharge
-	(*GetWalletRequest)(nil),         // 3: skypanel.billing.v1.GetWalletRequest
-	(*GetWalletResponse)(nil),        // 4: skypanel.billing.v1.GetWalletResponse
-	(*ListTransactionsRequest)(nil),  // 5: skypanel.billing.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil), // 6: skypanel.billing.v1.ListTransactionsResponse
-	(*ListUsageRequest)(nil),         // 7: skypanel.billing.v1.ListUsageRequest
-	(*ListUsageResponse)(nil),        // 8: skypanel.billing.v1.ListUsageResponse
-	(*CreditWalletRequest)(nil),      // 9: skypanel.billing.v1.CreditWalletRequest
-	(*CreditWalletResponse)(nil),     // 10: skypanel.billing.v1.CreditWalletResponse
-	(*AdjustWalletRequest)(nil),      // 11: skypanel.billing.v1.AdjustWalletRequest
-	(*AdjustWalletResponse)(nil),     // 12: skypanel.billing.v1.AdjustWalletResponse
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	(*PriceOverride)(nil),            // 3: skypanel.billing.v1.PriceOverride
+	(*SetAppPriceRequest)(nil),       // 4: skypanel.billing.v1.SetAppPriceRequest
+	(*SetAppPriceResponse)(nil),      // 5: skypanel.billing.v1.SetAppPriceResponse
+	(*ListAppPricesRequest)(nil),     // 6: skypanel.billing.v1.ListAppPricesRequest
+	(*ListAppPricesResponse)(nil),    // 7: skypanel.billing.v1.ListAppPricesResponse
+	(*GetWalletRequest)(nil),         // 8: skypanel.billing.v1.GetWalletRequest
+	(*GetWalletResponse)(nil),        // 9: skypanel.billing.v1.GetWalletResponse
+	(*ListTransactionsRequest)(nil),  // 10: skypanel.billing.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil), // 11: skypanel.billing.v1.ListTransactionsResponse
+	(*ListUsageRequest)(nil),         // 12: skypanel.billing.v1.ListUsageRequest
+	(*ListUsageResponse)(nil),        // 13: skypanel.billing.v1.ListUsageResponse
+	(*CreditWalletRequest)(nil),      // 14: skypanel.billing.v1.CreditWalletRequest
+	(*CreditWalletResponse)(nil),     // 15: skypanel.billing.v1.CreditWalletResponse
+	(*AdjustWalletRequest)(nil),      // 16: skypanel.billing.v1.AdjustWalletRequest
+	(*AdjustWalletResponse)(nil),     // 17: skypanel.billing.v1.AdjustWalletResponse
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
 }
 var file_skypanel_billing_v1_billing_proto_depIdxs = []int32{
-	13, // 0: skypanel.billing.v1.Wallet.updated_at:type_name -> google.protobuf.Timestamp
-	13, // 1: skypanel.billing.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	13, // 2: skypanel.billing.v1.UsageCharge.period_start:type_name -> google.protobuf.Timestamp
-	0,  // 3: skypanel.billing.v1.GetWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	1,  // 4: skypanel.billing.v1.ListTransactionsResponse.transactions:type_name -> skypanel.billing.v1.Transaction
-	13, // 5: skypanel.billing.v1.ListUsageRequest.from:type_name -> google.protobuf.Timestamp
-	13, // 6: skypanel.billing.v1.ListUsageRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 7: skypanel.billing.v1.ListUsageResponse.charges:type_name -> skypanel.billing.v1.UsageCharge
-	1,  // 8: skypanel.billing.v1.CreditWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
-	0,  // 9: skypanel.billing.v1.CreditWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	1,  // 10: skypanel.billing.v1.AdjustWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
-	0,  // 11: skypanel.billing.v1.AdjustWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	3,  // 12: skypanel.billing.v1.BillingService.GetWallet:input_type -> skypanel.billing.v1.GetWalletRequest
-	5,  // 13: skypanel.billing.v1.BillingService.ListTransactions:input_type -> skypanel.billing.v1.ListTransactionsRequest
-	7,  // 14: skypanel.billing.v1.BillingService.ListUsage:input_type -> skypanel.billing.v1.ListUsageRequest
-	9,  // 15: skypanel.billing.v1.BillingService.CreditWallet:input_type -> skypanel.billing.v1.CreditWalletRequest
-	11, // 16: skypanel.billing.v1.BillingService.AdjustWallet:input_type -> skypanel.billing.v1.AdjustWalletRequest
-	4,  // 17: skypanel.billing.v1.BillingService.GetWallet:output_type -> skypanel.billing.v1.GetWalletResponse
-	6,  // 18: skypanel.billing.v1.BillingService.ListTransactions:output_type -> skypanel.billing.v1.ListTransactionsResponse
-	8,  // 19: skypanel.billing.v1.BillingService.ListUsage:output_type -> skypanel.billing.v1.ListUsageResponse
-	10, // 20: skypanel.billing.v1.BillingService.CreditWallet:output_type -> skypanel.billing.v1.CreditWalletResponse
-	12, // 21: skypanel.billing.v1.BillingService.AdjustWallet:output_type -> skypanel.billing.v1.AdjustWalletResponse
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	18, // 0: skypanel.billing.v1.Wallet.updated_at:type_name -> google.protobuf.Timestamp
+	18, // 1: skypanel.billing.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	18, // 2: skypanel.billing.v1.UsageCharge.period_start:type_name -> google.protobuf.Timestamp
+	18, // 3: skypanel.billing.v1.PriceOverride.effective_from:type_name -> google.protobuf.Timestamp
+	18, // 4: skypanel.billing.v1.PriceOverride.created_at:type_name -> google.protobuf.Timestamp
+	3,  // 5: skypanel.billing.v1.SetAppPriceResponse.override:type_name -> skypanel.billing.v1.PriceOverride
+	3,  // 6: skypanel.billing.v1.ListAppPricesResponse.overrides:type_name -> skypanel.billing.v1.PriceOverride
+	0,  // 7: skypanel.billing.v1.GetWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	1,  // 8: skypanel.billing.v1.ListTransactionsResponse.transactions:type_name -> skypanel.billing.v1.Transaction
+	18, // 9: skypanel.billing.v1.ListUsageRequest.from:type_name -> google.protobuf.Timestamp
+	18, // 10: skypanel.billing.v1.ListUsageRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 11: skypanel.billing.v1.ListUsageResponse.charges:type_name -> skypanel.billing.v1.UsageCharge
+	1,  // 12: skypanel.billing.v1.CreditWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
+	0,  // 13: skypanel.billing.v1.CreditWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	1,  // 14: skypanel.billing.v1.AdjustWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
+	0,  // 15: skypanel.billing.v1.AdjustWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	8,  // 16: skypanel.billing.v1.BillingService.GetWallet:input_type -> skypanel.billing.v1.GetWalletRequest
+	10, // 17: skypanel.billing.v1.BillingService.ListTransactions:input_type -> skypanel.billing.v1.ListTransactionsRequest
+	12, // 18: skypanel.billing.v1.BillingService.ListUsage:input_type -> skypanel.billing.v1.ListUsageRequest
+	14, // 19: skypanel.billing.v1.BillingService.CreditWallet:input_type -> skypanel.billing.v1.CreditWalletRequest
+	16, // 20: skypanel.billing.v1.BillingService.AdjustWallet:input_type -> skypanel.billing.v1.AdjustWalletRequest
+	4,  // 21: skypanel.billing.v1.BillingService.SetAppPrice:input_type -> skypanel.billing.v1.SetAppPriceRequest
+	6,  // 22: skypanel.billing.v1.BillingService.ListAppPrices:input_type -> skypanel.billing.v1.ListAppPricesRequest
+	9,  // 23: skypanel.billing.v1.BillingService.GetWallet:output_type -> skypanel.billing.v1.GetWalletResponse
+	11, // 24: skypanel.billing.v1.BillingService.ListTransactions:output_type -> skypanel.billing.v1.ListTransactionsResponse
+	13, // 25: skypanel.billing.v1.BillingService.ListUsage:output_type -> skypanel.billing.v1.ListUsageResponse
+	15, // 26: skypanel.billing.v1.BillingService.CreditWallet:output_type -> skypanel.billing.v1.CreditWalletResponse
+	17, // 27: skypanel.billing.v1.BillingService.AdjustWallet:output_type -> skypanel.billing.v1.AdjustWalletResponse
+	5,  // 28: skypanel.billing.v1.BillingService.SetAppPrice:output_type -> skypanel.billing.v1.SetAppPriceResponse
+	7,  // 29: skypanel.billing.v1.BillingService.ListAppPrices:output_type -> skypanel.billing.v1.ListAppPricesResponse
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_skypanel_billing_v1_billing_proto_init() }
@@ -989,13 +1314,15 @@ func file_skypanel_billing_v1_billing_proto_init() {
 	if File_skypanel_billing_v1_billing_proto != nil {
 		return
 	}
+	file_skypanel_billing_v1_billing_proto_msgTypes[3].OneofWrappers = []any{}
+	file_skypanel_billing_v1_billing_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skypanel_billing_v1_billing_proto_rawDesc), len(file_skypanel_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

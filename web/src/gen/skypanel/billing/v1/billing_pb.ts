@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypanel/billing/v1/billing.proto.
  */
 export const file_skypanel_billing_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("CiFza3lwYW5lbC9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SE3NreXBhbmVsLmJpbGxpbmcudjEidAoGV2FsbGV0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrMBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEg4KBmFtb3VudBgDIAEoAxIQCghjdXJyZW5jeRgEIAEoCRIVCg1iYWxhbmNlX2FmdGVyGAUgASgDEg4KBnJlYXNvbhgGIAEoCRIRCglyZWZlcmVuY2UYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitwEKC1VzYWdlQ2hhcmdlEhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx1bml0X3NlY29uZHMYBCABKAMSEgoKdW5pdF9wcmljZRgFIAEoAxIOCgZhbW91bnQYBiABKAMSEAoIY3VycmVuY3kYByABKAkiNQoQR2V0V2FsbGV0UmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBIkAKEUdldFdhbGxldFJlc3BvbnNlEisKBndhbGxldBgBIAEoCzIbLnNreXBhbmVsLmJpbGxpbmcudjEuV2FsbGV0IngKF0xpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHQoJcGFnZV9zaXplGAIgASgFQgq6SAcaBRj0AygAEhsKCnBhZ2VfdG9rZW4YAyABKAlCB7pIBHICGCgiawoYTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEjYKDHRyYW5zYWN0aW9ucxgBIAMoCzIgLnNreXBhbmVsLmJpbGxpbmcudjEuVHJhbnNhY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIocBChBMaXN0VXNhZ2VSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESKAoEZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImcKEUxpc3RVc2FnZVJlc3BvbnNlEjEKB2NoYXJnZXMYASADKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLlVzYWdlQ2hhcmdlEg0KBXRvdGFsGAIgASgDEhAKCGN1cnJlbmN5GAMgASgJIpkBChNDcmVkaXRXYWxsZXRSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHgoGYW1vdW50GAIgASgDQg66SAsiCRiA0NvD9AIgABIjCghjdXJyZW5jeRgDIAEoCUIRukgOcgwyCl5bQS1aXXszfSQSGgoGcmVhc29uGAQgASgJQgq6SAdyBRADGPQDInoKFENyZWRpdFdhbGxldFJlc3BvbnNlEjUKC3RyYW5zYWN0aW9uGAEgASgLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5UcmFuc2FjdGlvbhIrCgZ3YWxsZXQYAiABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldCJ9ChNBZGp1c3RXYWxsZXRSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESJwoGYW1vdW50GAIgASgDQhe6SBQiEhiA0NvD9AIogLCkvIv9////ARIaCgZyZWFzb24YAyABKAlCCrpIB3IFEAMY9AMiegoUQWRqdXN0V2FsbGV0UmVzcG9uc2USNQoLdHJhbnNhY3Rpb24YASABKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLlRyYW5zYWN0aW9uEisKBndhbGxldBgCIAEoCzIbLnNreXBhbmVsLmJpbGxpbmcudjEuV2FsbGV0MoMECg5CaWxsaW5nU2VydmljZRJaCglHZXRXYWxsZXQSJS5za3lwYW5lbC5iaWxsaW5nLnYxLkdldFdhbGxldFJlcXVlc3QaJi5za3lwYW5lbC5iaWxsaW5nLnYxLkdldFdhbGxldFJlc3BvbnNlEm8KEExpc3RUcmFuc2FjdGlvbnMSLC5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0Gi0uc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VHJhbnNhY3Rpb25zUmVzcG9uc2USWgoJTGlzdFVzYWdlEiUuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VXNhZ2VSZXF1ZXN0GiYuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VXNhZ2VSZXNwb25zZRJjCgxDcmVkaXRXYWxsZXQSKC5za3lwYW5lbC5iaWxsaW5nLnYxLkNyZWRpdFdhbGxldFJlcXVlc3QaKS5za3lwYW5lbC5iaWxsaW5nLnYxLkNyZWRpdFdhbGxldFJlc3BvbnNlEmMKDEFkanVzdFdhbGxldBIoLnNreXBhbmVsLmJpbGxpbmcudjEuQWRqdXN0V2FsbGV0UmVxdWVzdBopLnNreXBhbmVsLmJpbGxpbmcudjEuQWRqdXN0V2FsbGV0UmVzcG9uc2VCywEKF2NvbS5za3lwYW5lbC5iaWxsaW5nLnYxQgxCaWxsaW5nUHJvdG9QAVo0c2t5cGFuZWwvc2hhcmVkL2dlbi9nby9za3lwYW5lbC9iaWxsaW5nL3YxO2JpbGxpbmd2MaICA1NCWKoCE1NreXBhbmVsLkJpbGxpbmcuVjHKAhNTa3lwYW5lbFxCaWxsaW5nXFYx4gIfU2t5cGFuZWxcQmlsbGluZ1xWMVxHUEJNZXRhZGF0YeoCFVNreXBhbmVsOjpCaWxsaW5nOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiFza3lwYW5lbC9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SE3NreXBhbmVsLmJpbGxpbmcudjEidAoGV2FsbGV0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrMBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEg4KBmFtb3VudBgDIAEoAxIQCghjdXJyZW5jeRgEIAEoCRIVCg1iYWxhbmNlX2FmdGVyGAUgASgDEg4KBnJlYXNvbhgGIAEoCRIRCglyZWZlcmVuY2UYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitwEKC1VzYWdlQ2hhcmdlEhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx1bml0X3NlY29uZHMYBCABKAMSEgoKdW5pdF9wcmljZRgFIAEoAxIOCgZhbW91bnQYBiABKAMSEAoIY3VycmVuY3kYByABKAkiuwEKDVByaWNlT3ZlcnJpZGUSFwoKdW5pdF9wcmljZRgBIAEoA0gAiAEBEjIKDmVmZmVjdGl2ZV9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzZXRfYnkYAyABKAkSDgoGcmVhc29uGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC191bml0X3ByaWNlIqMBChJTZXRBcHBQcmljZVJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIYCgZhcHBfaWQYAiABKAlCCLpIBXIDsAEBEiUKCnVuaXRfcHJpY2UYAyABKANCDLpICSIHGIDC1y8oAEgAiAEBEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQAxj0A0INCgtfdW5pdF9wcmljZSJLChNTZXRBcHBQcmljZVJlc3BvbnNlEjQKCG92ZXJyaWRlGAEgASgLMiIuc2t5cGFuZWwuYmlsbGluZy52MS5QcmljZU92ZXJyaWRlIlMKFExpc3RBcHBQcmljZXNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGAoGYXBwX2lkGAIgASgJQgi6SAVyA7ABASJOChVMaXN0QXBwUHJpY2VzUmVzcG9uc2USNQoJb3ZlcnJpZGVzGAEgAygLMiIuc2t5cGFuZWwuYmlsbGluZy52MS5QcmljZU92ZXJyaWRlIjUKEEdldFdhbGxldFJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJAChFHZXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldCJ4ChdMaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY9AMoABIbCgpwYWdlX3Rva2VuGAMgASgJQge6SARyAhgoImsKGExpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRI2Cgx0cmFuc2FjdGlvbnMYASADKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLlRyYW5zYWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKHAQoQTGlzdFVzYWdlUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJnChFMaXN0VXNhZ2VSZXNwb25zZRIxCgdjaGFyZ2VzGAEgAygLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5Vc2FnZUNoYXJnZRINCgV0b3RhbBgCIAEoAxIQCghjdXJyZW5jeRgDIAEoCSKZAQoTQ3JlZGl0V2FsbGV0UmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEh4KBmFtb3VudBgCIAEoA0IOukgLIgkYgNDbw/QCIAASIwoIY3VycmVuY3kYAyABKAlCEbpIDnIMMgpeW0EtWl17M30kEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQAxj0AyJ6ChRDcmVkaXRXYWxsZXRSZXNwb25zZRI1Cgt0cmFuc2FjdGlvbhgBIAEoCzIgLnNreXBhbmVsLmJpbGxpbmcudjEuVHJhbnNhY3Rpb24SKwoGd2FsbGV0GAIgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQifQoTQWRqdXN0V2FsbGV0UmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEicKBmFtb3VudBgCIAEoA0IXukgUIhIYgNDbw/QCKICwpLyL/f///wESGgoGcmVhc29uGAMgASgJQgq6SAdyBRADGPQDInoKFEFkanVzdFdhbGxldFJlc3BvbnNlEjUKC3RyYW5zYWN0aW9uGAEgASgLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5UcmFuc2FjdGlvbhIrCgZ3YWxsZXQYAiABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldDLNBQoOQmlsbGluZ1NlcnZpY2USWgoJR2V0V2FsbGV0EiUuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRXYWxsZXRSZXF1ZXN0GiYuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRXYWxsZXRSZXNwb25zZRJvChBMaXN0VHJhbnNhY3Rpb25zEiwuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBotLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEloKCUxpc3RVc2FnZRIlLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFVzYWdlUmVxdWVzdBomLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFVzYWdlUmVzcG9uc2USYwoMQ3JlZGl0V2FsbGV0Eiguc2t5cGFuZWwuYmlsbGluZy52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Gikuc2t5cGFuZWwuYmlsbGluZy52MS5DcmVkaXRXYWxsZXRSZXNwb25zZRJjCgxBZGp1c3RXYWxsZXQSKC5za3lwYW5lbC5iaWxsaW5nLnYxLkFkanVzdFdhbGxldFJlcXVlc3QaKS5za3lwYW5lbC5iaWxsaW5nLnYxLkFkanVzdFdhbGxldFJlc3BvbnNlEmAKC1NldEFwcFByaWNlEicuc2t5cGFuZWwuYmlsbGluZy52MS5TZXRBcHBQcmljZVJlcXVlc3QaKC5za3lwYW5lbC5iaWxsaW5nLnYxLlNldEFwcFByaWNlUmVzcG9uc2USZgoNTGlzdEFwcFByaWNlcxIpLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdEFwcFByaWNlc1JlcXVlc3QaKi5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RBcHBQcmljZXNSZXNwb25zZULLAQoXY29tLnNreXBhbmVsLmJpbGxpbmcudjFCDEJpbGxpbmdQcm90b1ABWjRza3lwYW5lbC9zaGFyZWQvZ2VuL2dvL3NreXBhbmVsL2JpbGxpbmcvdjE7YmlsbGluZ3YxogIDU0JYqgITU2t5cGFuZWwuQmlsbGluZy5WMcoCE1NreXBhbmVsXEJpbGxpbmdcVjHiAh9Ta3lwYW5lbFxCaWxsaW5nXFYxXEdQQk1ldGFkYXRh6gIVU2t5cGFuZWw6OkJpbGxpbmc6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Wallet is an organization's prepaid balance.
@@ -169,6 +169,135 @@ export const UsageChargeSchema: GenMessage<UsageCharge> = /*@__PURE__*/
   messageDesc(file_skypanel_billing_v1_billing, 2);
 
 /**
+ * PriceOverride is an admin's price for an app from a time on.
+ *
+ * @generated from message skypanel.billing.v1.PriceOverride
+ */
+export type PriceOverride = Message<"skypanel.billing.v1.PriceOverride"> & {
+  /**
+   * unit_price is unset when the override ended an earlier one.
+   *
+   * @generated from field: optional int64 unit_price = 1;
+   */
+  unitPrice?: bigint | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp effective_from = 2;
+   */
+  effectiveFrom?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string set_by = 3;
+   */
+  setBy: string;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 5;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.PriceOverride.
+ * Use `create(PriceOverrideSchema)` to create a new message.
+ */
+export const PriceOverrideSchema: GenMessage<PriceOverride> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 3);
+
+/**
+ * @generated from message skypanel.billing.v1.SetAppPriceRequest
+ */
+export type SetAppPriceRequest = Message<"skypanel.billing.v1.SetAppPriceRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+
+  /**
+   * @generated from field: optional int64 unit_price = 3;
+   */
+  unitPrice?: bigint | undefined;
+
+  /**
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SetAppPriceRequest.
+ * Use `create(SetAppPriceRequestSchema)` to create a new message.
+ */
+export const SetAppPriceRequestSchema: GenMessage<SetAppPriceRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 4);
+
+/**
+ * @generated from message skypanel.billing.v1.SetAppPriceResponse
+ */
+export type SetAppPriceResponse = Message<"skypanel.billing.v1.SetAppPriceResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.PriceOverride override = 1;
+   */
+  override?: PriceOverride | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SetAppPriceResponse.
+ * Use `create(SetAppPriceResponseSchema)` to create a new message.
+ */
+export const SetAppPriceResponseSchema: GenMessage<SetAppPriceResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 5);
+
+/**
+ * @generated from message skypanel.billing.v1.ListAppPricesRequest
+ */
+export type ListAppPricesRequest = Message<"skypanel.billing.v1.ListAppPricesRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListAppPricesRequest.
+ * Use `create(ListAppPricesRequestSchema)` to create a new message.
+ */
+export const ListAppPricesRequestSchema: GenMessage<ListAppPricesRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 6);
+
+/**
+ * @generated from message skypanel.billing.v1.ListAppPricesResponse
+ */
+export type ListAppPricesResponse = Message<"skypanel.billing.v1.ListAppPricesResponse"> & {
+  /**
+   * @generated from field: repeated skypanel.billing.v1.PriceOverride overrides = 1;
+   */
+  overrides: PriceOverride[];
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListAppPricesResponse.
+ * Use `create(ListAppPricesResponseSchema)` to create a new message.
+ */
+export const ListAppPricesResponseSchema: GenMessage<ListAppPricesResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 7);
+
+/**
  * @generated from message skypanel.billing.v1.GetWalletRequest
  */
 export type GetWalletRequest = Message<"skypanel.billing.v1.GetWalletRequest"> & {
@@ -183,7 +312,7 @@ export type GetWalletRequest = Message<"skypanel.billing.v1.GetWalletRequest"> &
  * Use `create(GetWalletRequestSchema)` to create a new message.
  */
 export const GetWalletRequestSchema: GenMessage<GetWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 3);
+  messageDesc(file_skypanel_billing_v1_billing, 8);
 
 /**
  * @generated from message skypanel.billing.v1.GetWalletResponse
@@ -200,7 +329,7 @@ export type GetWalletResponse = Message<"skypanel.billing.v1.GetWalletResponse">
  * Use `create(GetWalletResponseSchema)` to create a new message.
  */
 export const GetWalletResponseSchema: GenMessage<GetWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 4);
+  messageDesc(file_skypanel_billing_v1_billing, 9);
 
 /**
  * @generated from message skypanel.billing.v1.ListTransactionsRequest
@@ -227,7 +356,7 @@ export type ListTransactionsRequest = Message<"skypanel.billing.v1.ListTransacti
  * Use `create(ListTransactionsRequestSchema)` to create a new message.
  */
 export const ListTransactionsRequestSchema: GenMessage<ListTransactionsRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 5);
+  messageDesc(file_skypanel_billing_v1_billing, 10);
 
 /**
  * @generated from message skypanel.billing.v1.ListTransactionsResponse
@@ -249,7 +378,7 @@ export type ListTransactionsResponse = Message<"skypanel.billing.v1.ListTransact
  * Use `create(ListTransactionsResponseSchema)` to create a new message.
  */
 export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 6);
+  messageDesc(file_skypanel_billing_v1_billing, 11);
 
 /**
  * @generated from message skypanel.billing.v1.ListUsageRequest
@@ -278,7 +407,7 @@ export type ListUsageRequest = Message<"skypanel.billing.v1.ListUsageRequest"> &
  * Use `create(ListUsageRequestSchema)` to create a new message.
  */
 export const ListUsageRequestSchema: GenMessage<ListUsageRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 7);
+  messageDesc(file_skypanel_billing_v1_billing, 12);
 
 /**
  * @generated from message skypanel.billing.v1.ListUsageResponse
@@ -305,7 +434,7 @@ export type ListUsageResponse = Message<"skypanel.billing.v1.ListUsageResponse">
  * Use `create(ListUsageResponseSchema)` to create a new message.
  */
 export const ListUsageResponseSchema: GenMessage<ListUsageResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 8);
+  messageDesc(file_skypanel_billing_v1_billing, 13);
 
 /**
  * @generated from message skypanel.billing.v1.CreditWalletRequest
@@ -337,7 +466,7 @@ export type CreditWalletRequest = Message<"skypanel.billing.v1.CreditWalletReque
  * Use `create(CreditWalletRequestSchema)` to create a new message.
  */
 export const CreditWalletRequestSchema: GenMessage<CreditWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 9);
+  messageDesc(file_skypanel_billing_v1_billing, 14);
 
 /**
  * @generated from message skypanel.billing.v1.CreditWalletResponse
@@ -359,7 +488,7 @@ export type CreditWalletResponse = Message<"skypanel.billing.v1.CreditWalletResp
  * Use `create(CreditWalletResponseSchema)` to create a new message.
  */
 export const CreditWalletResponseSchema: GenMessage<CreditWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 10);
+  messageDesc(file_skypanel_billing_v1_billing, 15);
 
 /**
  * @generated from message skypanel.billing.v1.AdjustWalletRequest
@@ -386,7 +515,7 @@ export type AdjustWalletRequest = Message<"skypanel.billing.v1.AdjustWalletReque
  * Use `create(AdjustWalletRequestSchema)` to create a new message.
  */
 export const AdjustWalletRequestSchema: GenMessage<AdjustWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 11);
+  messageDesc(file_skypanel_billing_v1_billing, 16);
 
 /**
  * @generated from message skypanel.billing.v1.AdjustWalletResponse
@@ -408,7 +537,7 @@ export type AdjustWalletResponse = Message<"skypanel.billing.v1.AdjustWalletResp
  * Use `create(AdjustWalletResponseSchema)` to create a new message.
  */
 export const AdjustWalletResponseSchema: GenMessage<AdjustWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 12);
+  messageDesc(file_skypanel_billing_v1_billing, 17);
 
 /**
  * BillingService is an organization's wallet, its ledger and usage; platform admins credit
@@ -464,6 +593,27 @@ export const BillingService: GenService<{
     methodKind: "unary";
     input: typeof AdjustWalletRequestSchema;
     output: typeof AdjustWalletResponseSchema;
+  },
+  /**
+   * SetAppPrice overrides an app's price per replica-hour (platform admins), from the next
+   * hour on; without unit_price it ends the override and the plan's price applies again.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.SetAppPrice
+   */
+  setAppPrice: {
+    methodKind: "unary";
+    input: typeof SetAppPriceRequestSchema;
+    output: typeof SetAppPriceResponseSchema;
+  },
+  /**
+   * ListAppPrices lists an app's price overrides, newest first (their history is kept).
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ListAppPrices
+   */
+  listAppPrices: {
+    methodKind: "unary";
+    input: typeof ListAppPricesRequestSchema;
+    output: typeof ListAppPricesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_skypanel_billing_v1_billing, 0);

@@ -48,6 +48,12 @@ const (
 	// BillingServiceAdjustWalletProcedure is the fully-qualified name of the BillingService's
 	// AdjustWallet RPC.
 	BillingServiceAdjustWalletProcedure = "/skypanel.billing.v1.BillingService/AdjustWallet"
+	// BillingServiceSetAppPriceProcedure is the fully-qualified name of the BillingService's
+	// SetAppPrice RPC.
+	BillingServiceSetAppPriceProcedure = "/skypanel.billing.v1.BillingService/SetAppPrice"
+	// BillingServiceListAppPricesProcedure is the fully-qualified name of the BillingService's
+	// ListAppPrices RPC.
+	BillingServiceListAppPricesProcedure = "/skypanel.billing.v1.BillingService/ListAppPrices"
 )
 
 // BillingServiceClient is a client for the skypanel.billing.v1.BillingService service.
@@ -61,6 +67,11 @@ type BillingServiceClient interface {
 	CreditWallet(context.Context, *connect.Request[v1.CreditWalletRequest]) (*connect.Response[v1.CreditWalletResponse], error)
 	// AdjustWallet corrects a balance by a signed amount (platform admins), with a reason.
 	AdjustWallet(context.Context, *connect.Request[v1.AdjustWalletRequest]) (*connect.Response[v1.AdjustWalletResponse], error)
+	// SetAppPrice overrides an app's price per replica-hour (platform admins), from the next
+	// hour on; without unit_price it ends the override and the plan's price applies again.
+	SetAppPrice(context.Context, *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error)
+	// ListAppPrices lists an app's price overrides, newest first (their history is kept).
+	ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error)
 }
 
 // NewBillingServiceClient constructs a client for the skypanel.billing.v1.BillingService service.
@@ -104,6 +115,18 @@ func NewBillingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(billingServiceMethods.ByName("AdjustWallet")),
 			connect.WithClientOptions(opts...),
 		),
+		setAppPrice: connect.NewClient[v1.SetAppPriceRequest, v1.SetAppPriceResponse](
+			httpClient,
+			baseURL+BillingServiceSetAppPriceProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("SetAppPrice")),
+			connect.WithClientOptions(opts...),
+		),
+		listAppPrices: connect.NewClient[v1.ListAppPricesRequest, v1.ListAppPricesResponse](
+			httpClient,
+			baseURL+BillingServiceListAppPricesProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ListAppPrices")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -114,6 +137,8 @@ type billingServiceClient struct {
 	listUsage        *connect.Client[v1.ListUsageRequest, v1.ListUsageResponse]
 	creditWallet     *connect.Client[v1.CreditWalletRequest, v1.CreditWalletResponse]
 	adjustWallet     *connect.Client[v1.AdjustWalletRequest, v1.AdjustWalletResponse]
+	setAppPrice      *connect.Client[v1.SetAppPriceRequest, v1.SetAppPriceResponse]
+	listAppPrices    *connect.Client[v1.ListAppPricesRequest, v1.ListAppPricesResponse]
 }
 
 // GetWallet calls skypanel.billing.v1.BillingService.GetWallet.
@@ -141,6 +166,16 @@ func (c *billingServiceClient) AdjustWallet(ctx context.Context, req *connect.Re
 	return c.adjustWallet.CallUnary(ctx, req)
 }
 
+// SetAppPrice calls skypanel.billing.v1.BillingService.SetAppPrice.
+func (c *billingServiceClient) SetAppPrice(ctx context.Context, req *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error) {
+	return c.setAppPrice.CallUnary(ctx, req)
+}
+
+// ListAppPrices calls skypanel.billing.v1.BillingService.ListAppPrices.
+func (c *billingServiceClient) ListAppPrices(ctx context.Context, req *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error) {
+	return c.listAppPrices.CallUnary(ctx, req)
+}
+
 // BillingServiceHandler is an implementation of the skypanel.billing.v1.BillingService service.
 type BillingServiceHandler interface {
 	GetWallet(context.Context, *connect.Request[v1.GetWalletRequest]) (*connect.Response[v1.GetWalletResponse], error)
@@ -152,6 +187,11 @@ type BillingServiceHandler interface {
 	CreditWallet(context.Context, *connect.Request[v1.CreditWalletRequest]) (*connect.Response[v1.CreditWalletResponse], error)
 	// AdjustWallet corrects a balance by a signed amount (platform admins), with a reason.
 	AdjustWallet(context.Context, *connect.Request[v1.AdjustWalletRequest]) (*connect.Response[v1.AdjustWalletResponse], error)
+	// SetAppPrice overrides an app's price per replica-hour (platform admins), from the next
+	// hour on; without unit_price it ends the override and the plan's price applies again.
+	SetAppPrice(context.Context, *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error)
+	// ListAppPrices lists an app's price overrides, newest first (their history is kept).
+	ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error)
 }
 
 // NewBillingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -191,6 +231,18 @@ func NewBillingServiceHandler(svc BillingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(billingServiceMethods.ByName("AdjustWallet")),
 		connect.WithHandlerOptions(opts...),
 	)
+	billingServiceSetAppPriceHandler := connect.NewUnaryHandler(
+		BillingServiceSetAppPriceProcedure,
+		svc.SetAppPrice,
+		connect.WithSchema(billingServiceMethods.ByName("SetAppPrice")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceListAppPricesHandler := connect.NewUnaryHandler(
+		BillingServiceListAppPricesProcedure,
+		svc.ListAppPrices,
+		connect.WithSchema(billingServiceMethods.ByName("ListAppPrices")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/skypanel.billing.v1.BillingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BillingServiceGetWalletProcedure:
@@ -203,6 +255,10 @@ func NewBillingServiceHandler(svc BillingServiceHandler, opts ...connect.Handler
 			billingServiceCreditWalletHandler.ServeHTTP(w, r)
 		case BillingServiceAdjustWalletProcedure:
 			billingServiceAdjustWalletHandler.ServeHTTP(w, r)
+		case BillingServiceSetAppPriceProcedure:
+			billingServiceSetAppPriceHandler.ServeHTTP(w, r)
+		case BillingServiceListAppPricesProcedure:
+			billingServiceListAppPricesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -230,4 +286,12 @@ func (UnimplementedBillingServiceHandler) CreditWallet(context.Context, *connect
 
 func (UnimplementedBillingServiceHandler) AdjustWallet(context.Context, *connect.Request[v1.AdjustWalletRequest]) (*connect.Response[v1.AdjustWalletResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.AdjustWallet is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) SetAppPrice(context.Context, *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.SetAppPrice is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ListAppPrices is not implemented"))
 }
