@@ -142,10 +142,7 @@ func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, error
 
 // step decides the next state of an open deployment; a zero step means "not yet".
 func (d *Deployer) step(ctx context.Context, q *store.Queries, app store.App, dep store.Deployment) (store.DeploymentStep, error) {
-	since := dep.UpdatedAt
-	if n := len(dep.Events); n > 0 {
-		since = dep.Events[n-1].At
-	}
+	since := enteredState(dep)
 	waited := time.Since(since)
 	switch dep.State {
 	case "pending":
@@ -198,6 +195,17 @@ func (d *Deployer) step(ctx context.Context, q *store.Queries, app store.App, de
 		return d.rollout(ctx, q, app, dep, since, waited)
 	}
 	return store.DeploymentStep{State: "failed", Message: "unknown state " + dep.State}, nil
+}
+
+// enteredState is when the deployment entered its current state: the first of the latest
+// events in that state (progress messages within a state do not restart its clock, so a
+// state's timeout holds and a report made since it began counts).
+func enteredState(dep store.Deployment) time.Time {
+	since := dep.UpdatedAt
+	for i := len(dep.Events) - 1; i >= 0 && dep.Events[i].State == dep.State; i-- {
+		since = dep.Events[i].At
+	}
+	return since
 }
 
 // rollout reads the manager's latest report of the service to see how the update goes.
