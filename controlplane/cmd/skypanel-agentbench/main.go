@@ -22,11 +22,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"skypanel/controlplane/internal/benchcli"
 )
 
 // Config is one benchmark run.
@@ -70,28 +71,14 @@ type Config struct {
 	Keep bool
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err == nil {
-		err = run(ctx, cfg, os.Stdout, os.Stderr)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "skypanel-agentbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchcli.Main("skypanel-agentbench", parseFlags, run) }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var cfg Config
 	fs := flag.NewFlagSet("skypanel-agentbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var steps string
-	fs.StringVar(&cfg.DatabaseURL, "database-url", getenv("SKYPANEL_BENCH_DATABASE_URL"), "benchmark database, wiped first (env SKYPANEL_BENCH_DATABASE_URL)")
+	benchcli.DatabaseURLFlag(fs, &cfg.DatabaseURL, getenv)
 	fs.StringVar(&cfg.Parts, "parts", "all", "which parts to run: sim, real or all")
 	fs.StringVar(&cfg.BinDir, "bin-dir", "", "directory with skypanel-controlplane and skypanel-agent (default: build them)")
 	fs.StringVar(&steps, "steps", "500,1000,2000,5000,10000", "simulated agent counts, comma-separated, ascending")
@@ -111,8 +98,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return cfg, err
 	}
 	var errs []error
-	if cfg.DatabaseURL == "" {
-		errs = append(errs, errors.New("--database-url (SKYPANEL_BENCH_DATABASE_URL) is required"))
+	if err := benchcli.RequireDatabaseURL(cfg.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	switch cfg.Parts {
 	case "all", "sim", "real":

@@ -13,10 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"skypanel/controlplane/internal/benchcli"
 )
 
 // Config is one benchmark run.
@@ -37,27 +36,13 @@ type Config struct {
 	Rounds int
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err == nil {
-		err = run(ctx, cfg, os.Stdout, os.Stderr)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "skypanel-billingbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { benchcli.Main("skypanel-billingbench", parseFlags, run) }
 
 func parseFlags(args []string, env func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("skypanel-billingbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.DatabaseURL, "database-url", "", "benchmark Postgres URL; the run wipes this database (env SKYPANEL_BENCH_DATABASE_URL)")
+	benchcli.DatabaseURLFlag(fs, &c.DatabaseURL, env)
 	fs.IntVar(&c.Resources, "resources", 100_000, "billable resources running in the metered period")
 	fs.IntVar(&c.Orgs, "orgs", 10_000, "organizations they belong to")
 	fs.IntVar(&c.BatchSize, "batch", 1000, "resources charged per transaction")
@@ -66,12 +51,9 @@ func parseFlags(args []string, env func(string) string, stderr io.Writer) (Confi
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if c.DatabaseURL == "" {
-		c.DatabaseURL = env("SKYPANEL_BENCH_DATABASE_URL")
-	}
 	var errs []error
-	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("--database-url (SKYPANEL_BENCH_DATABASE_URL) is required"))
+	if err := benchcli.RequireDatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Orgs < 1 || c.Resources < c.Orgs {
 		errs = append(errs, errors.New("--orgs must be at least 1 and --resources at least --orgs"))
