@@ -64,15 +64,27 @@ const watchPoll = 500 * time.Millisecond
 // deployment ends.
 func (s *AppService) WatchDeployment(ctx context.Context, req *connect.Request[appv1.WatchDeploymentRequest], stream *connect.ServerStream[appv1.WatchDeploymentResponse]) error {
 	orgID, id := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetDeploymentId())
+	d, err := s.opts.Store.Deployment(ctx, orgID, id)
+	if err != nil {
+		return storeErr("deployment", err)
+	}
+	app, err := s.opts.Store.App(ctx, orgID, d.AppID)
+	if err != nil {
+		return storeErr("app", err)
+	}
+	// Nodes and release versions are read once: the deployment watched is already among them.
+	names, err := s.taskContext(ctx, app)
+	if err != nil {
+		return err
+	}
 	var last *appv1.WatchDeploymentResponse
 	t := time.NewTicker(watchPoll)
 	defer t.Stop()
 	for {
-		d, err := s.opts.Store.Deployment(ctx, orgID, id)
-		if err != nil {
+		if d, err = s.opts.Store.Deployment(ctx, orgID, id); err != nil {
 			return storeErr("deployment", err)
 		}
-		replicas, err := s.replicas(ctx, d.AppID)
+		replicas, err := s.replicas(ctx, app.ID, names)
 		if err != nil {
 			return err
 		}
@@ -97,17 +109,23 @@ func (s *AppService) WatchDeployment(ctx context.Context, req *connect.Request[a
 // ListReplicas lists the app's tasks as the cluster reported them.
 func (s *AppService) ListReplicas(ctx context.Context, req *connect.Request[appv1.ListReplicasRequest]) (*connect.Response[appv1.ListReplicasResponse], error) {
 	orgID, appID := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId())
-	if _, err := s.opts.Store.App(ctx, orgID, appID); err != nil {
+	app, err := s.opts.Store.App(ctx, orgID, appID)
+	if err != nil {
 		return nil, storeErr("app", err)
 	}
-	rs, err := s.replicas(ctx, appID)
+	names, err := s.taskContext(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.replicas(ctx, appID, names)
 	if err != nil {
 		return nil, err
 	}
 	return connect.NewResponse(&appv1.ListReplicasResponse{Replicas: rs}), nil
 }
 
-func (s *AppService) replicas(ctx context.Context, appID uuid.UUID) ([]*appv1.Replica, error) {
+// replicas lists the app's tasks as the cluster last reported them.
+func (s *AppService) replicas(ctx context.Context, appID uuid.UUID, names taskNames) ([]*appv1.Replica, error) {
 	svc, err := s.opts.Store.AppServiceOf(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -119,45 +137,43 @@ func (s *AppService) replicas(ctx context.Context, appID uuid.UUID) ([]*appv1.Re
 	if err != nil {
 		return nil, storeErr("replicas", err)
 	}
-	app, err := s.opts.Store.AppByID(ctx, appID)
-	if err != nil {
-		return nil, storeErr("app", err)
-	}
-	hosts, versions, err := s.taskContext(ctx, app)
-	if err != nil {
-		return nil, err
-	}
 	out := make([]*appv1.Replica, 0, len(tasks))
 	for _, t := range tasks {
-		h := hosts[t.GetSwarmNodeId()]
+		h := names.hosts[t.GetSwarmNodeId()]
 		out = append(out, &appv1.Replica{Slot: t.GetSlot(), TaskId: t.GetId(), NodeId: h.id, NodeHostname: h.hostname,
 			State: t.GetState(), DesiredState: t.GetDesiredState(), Error: t.GetError(),
-			ReleaseVersion: versions[t.GetDeploymentId()], UpdatedAt: t.GetUpdatedAt()})
+			ReleaseVersion: names.versions[t.GetDeploymentId()], UpdatedAt: t.GetUpdatedAt()})
 	}
 	return out, nil
 }
 
 type nodeName struct{ id, hostname string }
 
-// taskContext maps swarm node ids to nodes, and deployment ids to release versions.
-func (s *AppService) taskContext(ctx context.Context, app store.App) (map[string]nodeName, map[string]int32, error) {
+// taskNames turn what tasks report into what callers see: swarm node ids into nodes, and
+// deployment ids into release versions.
+type taskNames struct {
+	hosts    map[string]nodeName
+	versions map[string]int32
+}
+
+// taskContext reads the app's taskNames.
+func (s *AppService) taskContext(ctx context.Context, app store.App) (taskNames, error) {
 	ns, err := s.opts.Store.ClusterNodes(ctx, app.ClusterID)
 	if err != nil {
-		return nil, nil, storeErr("nodes", err)
+		return taskNames{}, storeErr("nodes", err)
 	}
-	hosts := make(map[string]nodeName, len(ns))
+	names := taskNames{hosts: make(map[string]nodeName, len(ns)), versions: map[string]int32{}}
 	for _, n := range ns {
-		hosts[n.SwarmNodeID] = nodeName{id: n.ID.String(), hostname: n.Hostname}
+		names.hosts[n.SwarmNodeID] = nodeName{id: n.ID.String(), hostname: n.Hostname}
 	}
 	ds, err := s.opts.Store.Deployments(ctx, app.OrganizationID, app.ID, time.Time{}, 200)
 	if err != nil {
-		return nil, nil, storeErr("deployments", err)
+		return taskNames{}, storeErr("deployments", err)
 	}
-	versions := make(map[string]int32, len(ds))
 	for _, d := range ds {
-		versions[d.ID.String()] = d.ReleaseVersion
+		names.versions[d.ID.String()] = d.ReleaseVersion
 	}
-	return hosts, versions, nil
+	return names, nil
 }
 
 // GetAppMetrics returns per-replica series over a range (default: the last hour).
@@ -351,7 +367,7 @@ func (s *AppService) StreamLogs(ctx context.Context, req *connect.Request[appv1.
 	if req.Msg.GetSince() != nil {
 		since = req.Msg.GetSince().AsTime()
 	}
-	hosts, _, err := s.taskContext(ctx, app)
+	names, err := s.taskContext(ctx, app)
 	if err != nil {
 		return err
 	}
@@ -374,7 +390,7 @@ func (s *AppService) StreamLogs(ctx context.Context, req *connect.Request[appv1.
 				out := &appv1.StreamLogsResponse{Lines: make([]*appv1.LogLine, 0, len(b.Lines))}
 				for _, l := range b.Lines {
 					out.Lines = append(out.Lines, &appv1.LogLine{At: l.GetAt(), Replica: l.GetSlot(), TaskId: l.GetTaskId(),
-						NodeId: hosts[l.GetSwarmNodeId()].id, Stream: l.GetStream(), Text: l.GetText()})
+						NodeId: names.hosts[l.GetSwarmNodeId()].id, Stream: l.GetStream(), Text: l.GetText()})
 				}
 				if err := stream.Send(out); err != nil {
 					return err

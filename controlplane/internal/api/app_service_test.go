@@ -357,6 +357,8 @@ func TestReplicaMetricsAndDomainsInput(t *testing.T) {
 				{ServiceName: svc, TaskId: "t1", Slot: 1, CpuPercent: 12.5, MemoryBytes: 64 << 20,
 					NetRxBytes: int64(1000 + i*5000), NetTxBytes: int64(2000 + i*10000)},
 				{ServiceName: "someone-elses-service", TaskId: "x", Slot: 1, CpuPercent: 99},
+				// An app's name, but of no app on this node's cluster: not taken.
+				{ServiceName: workload.ServiceName(uuid.NewString()), TaskId: "y", Slot: 1, CpuPercent: 99},
 			}}))
 		require.NoError(t, err)
 	}

@@ -24,13 +24,9 @@ func (d *Deployer) Ingest(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repo
 	if err != nil {
 		return fmt.Errorf("ingest workloads: %w", err)
 	}
-	apps, err := d.opts.Store.AppsInCluster(ctx, n.ClusterID)
+	byService, err := d.clusterServices(ctx, n.ClusterID, r)
 	if err != nil {
 		return fmt.Errorf("ingest workloads: %w", err)
-	}
-	byService := make(map[string]uuid.UUID, len(apps))
-	for _, a := range apps {
-		byService[workload.ServiceName(a.ID.String())] = a.ID
 	}
 	var metrics []store.AppMetric
 	at := r.GetSampledAt().AsTime()
@@ -80,4 +76,35 @@ func encodeTasks(tasks []*agentv1.TaskStatus) ([]byte, error) {
 		items = append(items, b)
 	}
 	return json.Marshal(items)
+}
+
+// clusterServices maps the report's service names to their apps, keeping only apps placed on
+// the cluster: one indexed lookup of the ids the names carry, not a read of every app.
+func (d *Deployer) clusterServices(ctx context.Context, clusterID uuid.UUID, r *agentv1.ReportWorkloadsRequest) (map[string]uuid.UUID, error) {
+	named := map[string]uuid.UUID{}
+	add := func(name string) {
+		if id, ok := workload.ParseServiceName(name); ok {
+			named[name] = uuid.MustParse(id)
+		}
+	}
+	for _, s := range r.GetServices() {
+		add(s.GetServiceName())
+	}
+	for _, c := range r.GetContainers() {
+		add(c.GetServiceName())
+	}
+	ids := make([]uuid.UUID, 0, len(named))
+	for _, id := range named {
+		ids = append(ids, id)
+	}
+	placed, err := d.opts.Store.AppsPlacedOn(ctx, clusterID, ids)
+	if err != nil {
+		return nil, err
+	}
+	for name, id := range named {
+		if !placed[id] {
+			delete(named, name)
+		}
+	}
+	return named, nil
 }

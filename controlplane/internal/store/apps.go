@@ -86,6 +86,23 @@ func (q *Queries) AppsInCluster(ctx context.Context, clusterID uuid.UUID) ([]App
 	return collect(rows, err, scanApp)
 }
 
+// AppsPlacedOn says which of the apps are placed on the cluster.
+func (q *Queries) AppsPlacedOn(ctx context.Context, clusterID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.db.Query(ctx, `SELECT id FROM apps WHERE cluster_id = $1 AND id = ANY($2)`, clusterID, ids)
+	list, err := collect(rows, err, func(row pgx.Row) (uuid.UUID, error) {
+		var id uuid.UUID
+		return id, mapErr(row.Scan(&id))
+	})
+	for _, id := range list {
+		out[id] = true
+	}
+	return out, err
+}
+
 // CountApps counts an organization's apps on a plan.
 func (q *Queries) CountApps(ctx context.Context, orgID, planID uuid.UUID) (int32, error) {
 	var n int32
