@@ -162,6 +162,20 @@ var rules = map[string]Rule{
 	billingv1connect.BillingServiceAdjustWalletProcedure:     platform,
 	billingv1connect.BillingServiceSetAppPriceProcedure:      platform,
 	billingv1connect.BillingServiceListAppPricesProcedure:    orgAdmin,
+	// Admins pay and set the warning; everyone in it sees usage; invoices are the admins'.
+	billingv1connect.BillingServiceSetLowBalanceThresholdProcedure: orgAdmin,
+	billingv1connect.BillingServiceCreateTopUpProcedure:            orgAdmin,
+	billingv1connect.BillingServiceListTopUpsProcedure:             orgAdmin,
+	billingv1connect.BillingServiceGetUsageReportProcedure:         orgViewer,
+	billingv1connect.BillingServiceExportUsageProcedure:            orgViewer,
+	billingv1connect.BillingServiceListInvoicesProcedure:           orgAdmin,
+	billingv1connect.BillingServiceGetInvoiceProcedure:             orgAdmin,
+	billingv1connect.BillingServiceDownloadInvoiceProcedure:        orgAdmin,
+	billingv1connect.BillingServiceSuspendOrganizationProcedure:    platform,
+	billingv1connect.BillingServiceResumeOrganizationProcedure:     platform,
+	billingv1connect.BillingServiceListWalletsProcedure:            platform,
+	billingv1connect.BillingServiceGetAnalyticsProcedure:           platform,
+	billingv1connect.BillingServiceRunMeteringProcedure:            platform,
 
 	// Domains: as apps.
 	domainv1connect.DomainServiceListDomainsProcedure:      orgViewer,

@@ -30,8 +30,19 @@ type Wallet struct {
 	// currency is the ISO 4217 code the organization pays in; empty before the wallet's first use.
 	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
 	// balance is in minor units of currency; it may be negative.
-	Balance       int64                  `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Balance   int64                  `protobuf:"varint,3,opt,name=balance,proto3" json:"balance,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// state is ok, low (at or under the low-balance threshold), grace (negative, apps still
+	// run until grace_ends_at) or suspended (apps scaled to 0).
+	State string `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// low_balance_threshold is the balance, in minor units, at or under which the organization
+	// is warned: its own if set, else the platform's.
+	LowBalanceThreshold int64                  `protobuf:"varint,6,opt,name=low_balance_threshold,json=lowBalanceThreshold,proto3" json:"low_balance_threshold,omitempty"`
+	GraceEndsAt         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=grace_ends_at,json=graceEndsAt,proto3" json:"grace_ends_at,omitempty"`
+	SuspendedAt         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=suspended_at,json=suspendedAt,proto3" json:"suspended_at,omitempty"`
+	// suspended_by is billing (the grace period ran out) or admin.
+	SuspendedBy   string `protobuf:"bytes,9,opt,name=suspended_by,json=suspendedBy,proto3" json:"suspended_by,omitempty"`
+	SuspendReason string `protobuf:"bytes,10,opt,name=suspend_reason,json=suspendReason,proto3" json:"suspend_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -92,6 +103,48 @@ func (x *Wallet) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Wallet) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Wallet) GetLowBalanceThreshold() int64 {
+	if x != nil {
+		return x.LowBalanceThreshold
+	}
+	return 0
+}
+
+func (x *Wallet) GetGraceEndsAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GraceEndsAt
+	}
+	return nil
+}
+
+func (x *Wallet) GetSuspendedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SuspendedAt
+	}
+	return nil
+}
+
+func (x *Wallet) GetSuspendedBy() string {
+	if x != nil {
+		return x.SuspendedBy
+	}
+	return ""
+}
+
+func (x *Wallet) GetSuspendReason() string {
+	if x != nil {
+		return x.SuspendReason
+	}
+	return ""
 }
 
 // Transaction is one row of a wallet's append-only ledger.
@@ -294,6 +347,2201 @@ func (x *UsageCharge) GetCurrency() string {
 	return ""
 }
 
+type SetLowBalanceThresholdRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Amount         *int64                 `protobuf:"varint,2,opt,name=amount,proto3,oneof" json:"amount,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetLowBalanceThresholdRequest) Reset() {
+	*x = SetLowBalanceThresholdRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLowBalanceThresholdRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLowBalanceThresholdRequest) ProtoMessage() {}
+
+func (x *SetLowBalanceThresholdRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLowBalanceThresholdRequest.ProtoReflect.Descriptor instead.
+func (*SetLowBalanceThresholdRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SetLowBalanceThresholdRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *SetLowBalanceThresholdRequest) GetAmount() int64 {
+	if x != nil && x.Amount != nil {
+		return *x.Amount
+	}
+	return 0
+}
+
+type SetLowBalanceThresholdResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wallet        *Wallet                `protobuf:"bytes,1,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLowBalanceThresholdResponse) Reset() {
+	*x = SetLowBalanceThresholdResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLowBalanceThresholdResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLowBalanceThresholdResponse) ProtoMessage() {}
+
+func (x *SetLowBalanceThresholdResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLowBalanceThresholdResponse.ProtoReflect.Descriptor instead.
+func (*SetLowBalanceThresholdResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SetLowBalanceThresholdResponse) GetWallet() *Wallet {
+	if x != nil {
+		return x.Wallet
+	}
+	return nil
+}
+
+// TopUp is a payment into a wallet through the payment provider.
+type TopUp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// provider names the payment provider: stripe, or test.
+	Provider string `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	Amount   int64  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Currency string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	// status is open (waiting for the payment), paid, expired or failed.
+	Status string `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// checkout_url is the page to pay on while the top-up is open.
+	CheckoutUrl   string                 `protobuf:"bytes,6,opt,name=checkout_url,json=checkoutUrl,proto3" json:"checkout_url,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopUp) Reset() {
+	*x = TopUp{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopUp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopUp) ProtoMessage() {}
+
+func (x *TopUp) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopUp.ProtoReflect.Descriptor instead.
+func (*TopUp) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TopUp) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopUp) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *TopUp) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *TopUp) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *TopUp) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *TopUp) GetCheckoutUrl() string {
+	if x != nil {
+		return x.CheckoutUrl
+	}
+	return ""
+}
+
+func (x *TopUp) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *TopUp) GetCompletedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompletedAt
+	}
+	return nil
+}
+
+type CreateTopUpRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// amount in minor units; at least 1.00 and at most 100,000.00 of the currency.
+	Amount int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// currency must be the wallet's; empty means the wallet's, or the platform's for a new one.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// return_url is the dashboard page the provider sends the payer back to.
+	ReturnUrl     string `protobuf:"bytes,4,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopUpRequest) Reset() {
+	*x = CreateTopUpRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopUpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopUpRequest) ProtoMessage() {}
+
+func (x *CreateTopUpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopUpRequest.ProtoReflect.Descriptor instead.
+func (*CreateTopUpRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CreateTopUpRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *CreateTopUpRequest) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *CreateTopUpRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *CreateTopUpRequest) GetReturnUrl() string {
+	if x != nil {
+		return x.ReturnUrl
+	}
+	return ""
+}
+
+type CreateTopUpResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TopUp         *TopUp                 `protobuf:"bytes,1,opt,name=top_up,json=topUp,proto3" json:"top_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateTopUpResponse) Reset() {
+	*x = CreateTopUpResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateTopUpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateTopUpResponse) ProtoMessage() {}
+
+func (x *CreateTopUpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateTopUpResponse.ProtoReflect.Descriptor instead.
+func (*CreateTopUpResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CreateTopUpResponse) GetTopUp() *TopUp {
+	if x != nil {
+		return x.TopUp
+	}
+	return nil
+}
+
+type ListTopUpsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListTopUpsRequest) Reset() {
+	*x = ListTopUpsRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopUpsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopUpsRequest) ProtoMessage() {}
+
+func (x *ListTopUpsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopUpsRequest.ProtoReflect.Descriptor instead.
+func (*ListTopUpsRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListTopUpsRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+type ListTopUpsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TopUps        []*TopUp               `protobuf:"bytes,1,rep,name=top_ups,json=topUps,proto3" json:"top_ups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopUpsResponse) Reset() {
+	*x = ListTopUpsResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopUpsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopUpsResponse) ProtoMessage() {}
+
+func (x *ListTopUpsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopUpsResponse.ProtoReflect.Descriptor instead.
+func (*ListTopUpsResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListTopUpsResponse) GetTopUps() []*TopUp {
+	if x != nil {
+		return x.TopUps
+	}
+	return nil
+}
+
+type SuspendOrganizationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Reason         string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SuspendOrganizationRequest) Reset() {
+	*x = SuspendOrganizationRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendOrganizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendOrganizationRequest) ProtoMessage() {}
+
+func (x *SuspendOrganizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendOrganizationRequest.ProtoReflect.Descriptor instead.
+func (*SuspendOrganizationRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SuspendOrganizationRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *SuspendOrganizationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SuspendOrganizationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wallet        *Wallet                `protobuf:"bytes,1,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendOrganizationResponse) Reset() {
+	*x = SuspendOrganizationResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendOrganizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendOrganizationResponse) ProtoMessage() {}
+
+func (x *SuspendOrganizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendOrganizationResponse.ProtoReflect.Descriptor instead.
+func (*SuspendOrganizationResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SuspendOrganizationResponse) GetWallet() *Wallet {
+	if x != nil {
+		return x.Wallet
+	}
+	return nil
+}
+
+type ResumeOrganizationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Reason         string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ResumeOrganizationRequest) Reset() {
+	*x = ResumeOrganizationRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeOrganizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeOrganizationRequest) ProtoMessage() {}
+
+func (x *ResumeOrganizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeOrganizationRequest.ProtoReflect.Descriptor instead.
+func (*ResumeOrganizationRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ResumeOrganizationRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *ResumeOrganizationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ResumeOrganizationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wallet        *Wallet                `protobuf:"bytes,1,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeOrganizationResponse) Reset() {
+	*x = ResumeOrganizationResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeOrganizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeOrganizationResponse) ProtoMessage() {}
+
+func (x *ResumeOrganizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeOrganizationResponse.ProtoReflect.Descriptor instead.
+func (*ResumeOrganizationResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ResumeOrganizationResponse) GetWallet() *Wallet {
+	if x != nil {
+		return x.Wallet
+	}
+	return nil
+}
+
+type GetUsageReportRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// app_id narrows the report to one app.
+	AppId string `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// from and to bound the report (at most 92 days); default: the last 24 hours.
+	From *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	// bucket is hour or day; default: hour up to 7 days, day beyond.
+	Bucket        string `protobuf:"bytes,5,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageReportRequest) Reset() {
+	*x = GetUsageReportRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageReportRequest) ProtoMessage() {}
+
+func (x *GetUsageReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageReportRequest.ProtoReflect.Descriptor instead.
+func (*GetUsageReportRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *GetUsageReportRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *GetUsageReportRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *GetUsageReportRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetUsageReportRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *GetUsageReportRequest) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+// UsagePoint is the usage of one bucket.
+type UsagePoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Amount        int64                  `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	UnitSeconds   int64                  `protobuf:"varint,3,opt,name=unit_seconds,json=unitSeconds,proto3" json:"unit_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsagePoint) Reset() {
+	*x = UsagePoint{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsagePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsagePoint) ProtoMessage() {}
+
+func (x *UsagePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsagePoint.ProtoReflect.Descriptor instead.
+func (*UsagePoint) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UsagePoint) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *UsagePoint) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *UsagePoint) GetUnitSeconds() int64 {
+	if x != nil {
+		return x.UnitSeconds
+	}
+	return 0
+}
+
+// ResourceUsage is one resource's usage over a report's range.
+type ResourceUsage struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType string                 `protobuf:"bytes,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string                 `protobuf:"bytes,2,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	// name is the app's or cluster's name, or empty when it no longer exists.
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Amount        int64  `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	UnitSeconds   int64  `protobuf:"varint,5,opt,name=unit_seconds,json=unitSeconds,proto3" json:"unit_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResourceUsage) Reset() {
+	*x = ResourceUsage{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResourceUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResourceUsage) ProtoMessage() {}
+
+func (x *ResourceUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResourceUsage.ProtoReflect.Descriptor instead.
+func (*ResourceUsage) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResourceUsage) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *ResourceUsage) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *ResourceUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ResourceUsage) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *ResourceUsage) GetUnitSeconds() int64 {
+	if x != nil {
+		return x.UnitSeconds
+	}
+	return 0
+}
+
+type GetUsageReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Points        []*UsagePoint          `protobuf:"bytes,1,rep,name=points,proto3" json:"points,omitempty"`
+	Resources     []*ResourceUsage       `protobuf:"bytes,2,rep,name=resources,proto3" json:"resources,omitempty"`
+	Total         int64                  `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	Currency      string                 `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
+	Bucket        string                 `protobuf:"bytes,5,opt,name=bucket,proto3" json:"bucket,omitempty"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUsageReportResponse) Reset() {
+	*x = GetUsageReportResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUsageReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUsageReportResponse) ProtoMessage() {}
+
+func (x *GetUsageReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUsageReportResponse.ProtoReflect.Descriptor instead.
+func (*GetUsageReportResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetUsageReportResponse) GetPoints() []*UsagePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *GetUsageReportResponse) GetResources() []*ResourceUsage {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *GetUsageReportResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *GetUsageReportResponse) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *GetUsageReportResponse) GetBucket() string {
+	if x != nil {
+		return x.Bucket
+	}
+	return ""
+}
+
+func (x *GetUsageReportResponse) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetUsageReportResponse) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+type ExportUsageRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	AppId          string                 `protobuf:"bytes,2,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	From           *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	To             *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportUsageRequest) Reset() {
+	*x = ExportUsageRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUsageRequest) ProtoMessage() {}
+
+func (x *ExportUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUsageRequest.ProtoReflect.Descriptor instead.
+func (*ExportUsageRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ExportUsageRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *ExportUsageRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *ExportUsageRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ExportUsageRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+// File is a document to download.
+type File struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filename      string                 `protobuf:"bytes,1,opt,name=filename,proto3" json:"filename,omitempty"`
+	ContentType   string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	Content       []byte                 `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *File) Reset() {
+	*x = File{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *File) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*File) ProtoMessage() {}
+
+func (x *File) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use File.ProtoReflect.Descriptor instead.
+func (*File) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *File) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *File) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *File) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+type ExportUsageResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportUsageResponse) Reset() {
+	*x = ExportUsageResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportUsageResponse) ProtoMessage() {}
+
+func (x *ExportUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportUsageResponse.ProtoReflect.Descriptor instead.
+func (*ExportUsageResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ExportUsageResponse) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+// Invoice is one organization's charges for one calendar month (UTC).
+type Invoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// number is unique on the platform, e.g. SP-202611-0001A2B3; empty for a draft.
+	Number string `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	// month is YYYY-MM.
+	Month       string                 `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	PeriodStart *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	// status is draft (the month is not over) or issued.
+	Status           string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	Currency         string                 `protobuf:"bytes,6,opt,name=currency,proto3" json:"currency,omitempty"`
+	Total            int64                  `protobuf:"varint,7,opt,name=total,proto3" json:"total,omitempty"`
+	IssuedAt         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	Lines            []*InvoiceLine         `protobuf:"bytes,9,rep,name=lines,proto3" json:"lines,omitempty"`
+	OrganizationName string                 `protobuf:"bytes,10,opt,name=organization_name,json=organizationName,proto3" json:"organization_name,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Invoice) Reset() {
+	*x = Invoice{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invoice) ProtoMessage() {}
+
+func (x *Invoice) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invoice.ProtoReflect.Descriptor instead.
+func (*Invoice) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Invoice) GetNumber() string {
+	if x != nil {
+		return x.Number
+	}
+	return ""
+}
+
+func (x *Invoice) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *Invoice) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *Invoice) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *Invoice) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Invoice) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Invoice) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Invoice) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *Invoice) GetLines() []*InvoiceLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *Invoice) GetOrganizationName() string {
+	if x != nil {
+		return x.OrganizationName
+	}
+	return ""
+}
+
+// InvoiceLine is one resource's charges in the invoice's month.
+type InvoiceLine struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType string                 `protobuf:"bytes,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceId   string                 `protobuf:"bytes,2,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
+	Description  string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// unit_seconds is quantity × seconds run; hours is it / 3600.
+	UnitSeconds   int64 `protobuf:"varint,4,opt,name=unit_seconds,json=unitSeconds,proto3" json:"unit_seconds,omitempty"`
+	Amount        int64 `protobuf:"varint,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvoiceLine) Reset() {
+	*x = InvoiceLine{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvoiceLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvoiceLine) ProtoMessage() {}
+
+func (x *InvoiceLine) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvoiceLine.ProtoReflect.Descriptor instead.
+func (*InvoiceLine) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *InvoiceLine) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *InvoiceLine) GetResourceId() string {
+	if x != nil {
+		return x.ResourceId
+	}
+	return ""
+}
+
+func (x *InvoiceLine) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *InvoiceLine) GetUnitSeconds() int64 {
+	if x != nil {
+		return x.UnitSeconds
+	}
+	return 0
+}
+
+func (x *InvoiceLine) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+type ListInvoicesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListInvoicesRequest) Reset() {
+	*x = ListInvoicesRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvoicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvoicesRequest) ProtoMessage() {}
+
+func (x *ListInvoicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvoicesRequest.ProtoReflect.Descriptor instead.
+func (*ListInvoicesRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListInvoicesRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+type ListInvoicesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// invoices carry no lines here.
+	Invoices      []*Invoice `protobuf:"bytes,1,rep,name=invoices,proto3" json:"invoices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvoicesResponse) Reset() {
+	*x = ListInvoicesResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvoicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvoicesResponse) ProtoMessage() {}
+
+func (x *ListInvoicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvoicesResponse.ProtoReflect.Descriptor instead.
+func (*ListInvoicesResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListInvoicesResponse) GetInvoices() []*Invoice {
+	if x != nil {
+		return x.Invoices
+	}
+	return nil
+}
+
+type GetInvoiceRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Month          string                 `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetInvoiceRequest) Reset() {
+	*x = GetInvoiceRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInvoiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInvoiceRequest) ProtoMessage() {}
+
+func (x *GetInvoiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInvoiceRequest.ProtoReflect.Descriptor instead.
+func (*GetInvoiceRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetInvoiceRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *GetInvoiceRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+type GetInvoiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invoice       *Invoice               `protobuf:"bytes,1,opt,name=invoice,proto3" json:"invoice,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetInvoiceResponse) Reset() {
+	*x = GetInvoiceResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetInvoiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetInvoiceResponse) ProtoMessage() {}
+
+func (x *GetInvoiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetInvoiceResponse.ProtoReflect.Descriptor instead.
+func (*GetInvoiceResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetInvoiceResponse) GetInvoice() *Invoice {
+	if x != nil {
+		return x.Invoice
+	}
+	return nil
+}
+
+type DownloadInvoiceRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Month          string                 `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	Format         string                 `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DownloadInvoiceRequest) Reset() {
+	*x = DownloadInvoiceRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInvoiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInvoiceRequest) ProtoMessage() {}
+
+func (x *DownloadInvoiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInvoiceRequest.ProtoReflect.Descriptor instead.
+func (*DownloadInvoiceRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DownloadInvoiceRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *DownloadInvoiceRequest) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *DownloadInvoiceRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+type DownloadInvoiceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	File          *File                  `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadInvoiceResponse) Reset() {
+	*x = DownloadInvoiceResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadInvoiceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadInvoiceResponse) ProtoMessage() {}
+
+func (x *DownloadInvoiceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadInvoiceResponse.ProtoReflect.Descriptor instead.
+func (*DownloadInvoiceResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DownloadInvoiceResponse) GetFile() *File {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+type ListWalletsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// query filters by organization name or slug.
+	Query string `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	// state filters by wallet state (ok, low, grace, suspended).
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWalletsRequest) Reset() {
+	*x = ListWalletsRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWalletsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWalletsRequest) ProtoMessage() {}
+
+func (x *ListWalletsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWalletsRequest.ProtoReflect.Descriptor instead.
+func (*ListWalletsRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListWalletsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListWalletsRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+// OrganizationWallet is a wallet with its organization's name.
+type OrganizationWallet struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Wallet           *Wallet                `protobuf:"bytes,1,opt,name=wallet,proto3" json:"wallet,omitempty"`
+	OrganizationName string                 `protobuf:"bytes,2,opt,name=organization_name,json=organizationName,proto3" json:"organization_name,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OrganizationWallet) Reset() {
+	*x = OrganizationWallet{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrganizationWallet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrganizationWallet) ProtoMessage() {}
+
+func (x *OrganizationWallet) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrganizationWallet.ProtoReflect.Descriptor instead.
+func (*OrganizationWallet) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *OrganizationWallet) GetWallet() *Wallet {
+	if x != nil {
+		return x.Wallet
+	}
+	return nil
+}
+
+func (x *OrganizationWallet) GetOrganizationName() string {
+	if x != nil {
+		return x.OrganizationName
+	}
+	return ""
+}
+
+type ListWalletsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Wallets       []*OrganizationWallet  `protobuf:"bytes,1,rep,name=wallets,proto3" json:"wallets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWalletsResponse) Reset() {
+	*x = ListWalletsResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWalletsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWalletsResponse) ProtoMessage() {}
+
+func (x *ListWalletsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWalletsResponse.ProtoReflect.Descriptor instead.
+func (*ListWalletsResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListWalletsResponse) GetWallets() []*OrganizationWallet {
+	if x != nil {
+		return x.Wallets
+	}
+	return nil
+}
+
+type GetAnalyticsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// from and to bound the revenue series (at most 400 days); default: the last 30 days.
+	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAnalyticsRequest) Reset() {
+	*x = GetAnalyticsRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAnalyticsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAnalyticsRequest) ProtoMessage() {}
+
+func (x *GetAnalyticsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAnalyticsRequest.ProtoReflect.Descriptor instead.
+func (*GetAnalyticsRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetAnalyticsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetAnalyticsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+// Revenue is usage charged in one period and currency.
+type Revenue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Currency      string                 `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	Amount        int64                  `protobuf:"varint,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revenue) Reset() {
+	*x = Revenue{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revenue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revenue) ProtoMessage() {}
+
+func (x *Revenue) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revenue.ProtoReflect.Descriptor instead.
+func (*Revenue) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *Revenue) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *Revenue) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Revenue) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+// AppCount is how many apps are in one status.
+type AppCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Count         int64                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppCount) Reset() {
+	*x = AppCount{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppCount) ProtoMessage() {}
+
+func (x *AppCount) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppCount.ProtoReflect.Descriptor instead.
+func (*AppCount) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *AppCount) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *AppCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ClusterCapacity is what a cluster's ready nodes have and what apps reserve on them.
+type ClusterCapacity struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId            string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Name                 string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	CpuMillisAllocated   int64                  `protobuf:"varint,3,opt,name=cpu_millis_allocated,json=cpuMillisAllocated,proto3" json:"cpu_millis_allocated,omitempty"`
+	CpuMillisAvailable   int64                  `protobuf:"varint,4,opt,name=cpu_millis_available,json=cpuMillisAvailable,proto3" json:"cpu_millis_available,omitempty"`
+	MemoryBytesAllocated int64                  `protobuf:"varint,5,opt,name=memory_bytes_allocated,json=memoryBytesAllocated,proto3" json:"memory_bytes_allocated,omitempty"`
+	MemoryBytesAvailable int64                  `protobuf:"varint,6,opt,name=memory_bytes_available,json=memoryBytesAvailable,proto3" json:"memory_bytes_available,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *ClusterCapacity) Reset() {
+	*x = ClusterCapacity{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterCapacity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterCapacity) ProtoMessage() {}
+
+func (x *ClusterCapacity) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterCapacity.ProtoReflect.Descriptor instead.
+func (*ClusterCapacity) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClusterCapacity) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *ClusterCapacity) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClusterCapacity) GetCpuMillisAllocated() int64 {
+	if x != nil {
+		return x.CpuMillisAllocated
+	}
+	return 0
+}
+
+func (x *ClusterCapacity) GetCpuMillisAvailable() int64 {
+	if x != nil {
+		return x.CpuMillisAvailable
+	}
+	return 0
+}
+
+func (x *ClusterCapacity) GetMemoryBytesAllocated() int64 {
+	if x != nil {
+		return x.MemoryBytesAllocated
+	}
+	return 0
+}
+
+func (x *ClusterCapacity) GetMemoryBytesAvailable() int64 {
+	if x != nil {
+		return x.MemoryBytesAvailable
+	}
+	return 0
+}
+
+// OrganizationSpend is an organization's usage charged in the range.
+type OrganizationSpend struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	OrganizationId string                 `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	Name           string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Currency       string                 `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	Amount         int64                  `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *OrganizationSpend) Reset() {
+	*x = OrganizationSpend{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrganizationSpend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrganizationSpend) ProtoMessage() {}
+
+func (x *OrganizationSpend) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrganizationSpend.ProtoReflect.Descriptor instead.
+func (*OrganizationSpend) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *OrganizationSpend) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *OrganizationSpend) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OrganizationSpend) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *OrganizationSpend) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+type GetAnalyticsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RevenueByDay   []*Revenue             `protobuf:"bytes,1,rep,name=revenue_by_day,json=revenueByDay,proto3" json:"revenue_by_day,omitempty"`
+	RevenueByMonth []*Revenue             `protobuf:"bytes,2,rep,name=revenue_by_month,json=revenueByMonth,proto3" json:"revenue_by_month,omitempty"`
+	AppsByStatus   []*AppCount            `protobuf:"bytes,3,rep,name=apps_by_status,json=appsByStatus,proto3" json:"apps_by_status,omitempty"`
+	Clusters       []*ClusterCapacity     `protobuf:"bytes,4,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// top_organizations are the ten that spent most in the range.
+	TopOrganizations []*OrganizationSpend `protobuf:"bytes,5,rep,name=top_organizations,json=topOrganizations,proto3" json:"top_organizations,omitempty"`
+	// top_ups are payments received in the range, per currency.
+	TopUps        []*Revenue `protobuf:"bytes,6,rep,name=top_ups,json=topUps,proto3" json:"top_ups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAnalyticsResponse) Reset() {
+	*x = GetAnalyticsResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAnalyticsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAnalyticsResponse) ProtoMessage() {}
+
+func (x *GetAnalyticsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAnalyticsResponse.ProtoReflect.Descriptor instead.
+func (*GetAnalyticsResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetAnalyticsResponse) GetRevenueByDay() []*Revenue {
+	if x != nil {
+		return x.RevenueByDay
+	}
+	return nil
+}
+
+func (x *GetAnalyticsResponse) GetRevenueByMonth() []*Revenue {
+	if x != nil {
+		return x.RevenueByMonth
+	}
+	return nil
+}
+
+func (x *GetAnalyticsResponse) GetAppsByStatus() []*AppCount {
+	if x != nil {
+		return x.AppsByStatus
+	}
+	return nil
+}
+
+func (x *GetAnalyticsResponse) GetClusters() []*ClusterCapacity {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
+func (x *GetAnalyticsResponse) GetTopOrganizations() []*OrganizationSpend {
+	if x != nil {
+		return x.TopOrganizations
+	}
+	return nil
+}
+
+func (x *GetAnalyticsResponse) GetTopUps() []*Revenue {
+	if x != nil {
+		return x.TopUps
+	}
+	return nil
+}
+
+type RunMeteringRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunMeteringRequest) Reset() {
+	*x = RunMeteringRequest{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunMeteringRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunMeteringRequest) ProtoMessage() {}
+
+func (x *RunMeteringRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunMeteringRequest.ProtoReflect.Descriptor instead.
+func (*RunMeteringRequest) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{38}
+}
+
+type RunMeteringResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunMeteringResponse) Reset() {
+	*x = RunMeteringResponse{}
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunMeteringResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunMeteringResponse) ProtoMessage() {}
+
+func (x *RunMeteringResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunMeteringResponse.ProtoReflect.Descriptor instead.
+func (*RunMeteringResponse) Descriptor() ([]byte, []int) {
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{39}
+}
+
 // PriceOverride is an admin's price for an app from a time on.
 type PriceOverride struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -309,7 +2557,7 @@ type PriceOverride struct {
 
 func (x *PriceOverride) Reset() {
 	*x = PriceOverride{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +2569,7 @@ func (x *PriceOverride) String() string {
 func (*PriceOverride) ProtoMessage() {}
 
 func (x *PriceOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[3]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +2582,7 @@ func (x *PriceOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriceOverride.ProtoReflect.Descriptor instead.
 func (*PriceOverride) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{3}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PriceOverride) GetUnitPrice() int64 {
@@ -384,7 +2632,7 @@ type SetAppPriceRequest struct {
 
 func (x *SetAppPriceRequest) Reset() {
 	*x = SetAppPriceRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +2644,7 @@ func (x *SetAppPriceRequest) String() string {
 func (*SetAppPriceRequest) ProtoMessage() {}
 
 func (x *SetAppPriceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[4]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +2657,7 @@ func (x *SetAppPriceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAppPriceRequest.ProtoReflect.Descriptor instead.
 func (*SetAppPriceRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{4}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetAppPriceRequest) GetOrganizationId() string {
@@ -449,7 +2697,7 @@ type SetAppPriceResponse struct {
 
 func (x *SetAppPriceResponse) Reset() {
 	*x = SetAppPriceResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +2709,7 @@ func (x *SetAppPriceResponse) String() string {
 func (*SetAppPriceResponse) ProtoMessage() {}
 
 func (x *SetAppPriceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[5]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +2722,7 @@ func (x *SetAppPriceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAppPriceResponse.ProtoReflect.Descriptor instead.
 func (*SetAppPriceResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{5}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetAppPriceResponse) GetOverride() *PriceOverride {
@@ -494,7 +2742,7 @@ type ListAppPricesRequest struct {
 
 func (x *ListAppPricesRequest) Reset() {
 	*x = ListAppPricesRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +2754,7 @@ func (x *ListAppPricesRequest) String() string {
 func (*ListAppPricesRequest) ProtoMessage() {}
 
 func (x *ListAppPricesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[6]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +2767,7 @@ func (x *ListAppPricesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppPricesRequest.ProtoReflect.Descriptor instead.
 func (*ListAppPricesRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListAppPricesRequest) GetOrganizationId() string {
@@ -545,7 +2793,7 @@ type ListAppPricesResponse struct {
 
 func (x *ListAppPricesResponse) Reset() {
 	*x = ListAppPricesResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +2805,7 @@ func (x *ListAppPricesResponse) String() string {
 func (*ListAppPricesResponse) ProtoMessage() {}
 
 func (x *ListAppPricesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[7]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +2818,7 @@ func (x *ListAppPricesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAppPricesResponse.ProtoReflect.Descriptor instead.
 func (*ListAppPricesResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListAppPricesResponse) GetOverrides() []*PriceOverride {
@@ -589,7 +2837,7 @@ type GetWalletRequest struct {
 
 func (x *GetWalletRequest) Reset() {
 	*x = GetWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +2849,7 @@ func (x *GetWalletRequest) String() string {
 func (*GetWalletRequest) ProtoMessage() {}
 
 func (x *GetWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[8]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +2862,7 @@ func (x *GetWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWalletRequest.ProtoReflect.Descriptor instead.
 func (*GetWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{8}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetWalletRequest) GetOrganizationId() string {
@@ -633,7 +2881,7 @@ type GetWalletResponse struct {
 
 func (x *GetWalletResponse) Reset() {
 	*x = GetWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +2893,7 @@ func (x *GetWalletResponse) String() string {
 func (*GetWalletResponse) ProtoMessage() {}
 
 func (x *GetWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[9]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +2906,7 @@ func (x *GetWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWalletResponse.ProtoReflect.Descriptor instead.
 func (*GetWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{9}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetWalletResponse) GetWallet() *Wallet {
@@ -679,7 +2927,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +2939,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[10]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +2952,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{10}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListTransactionsRequest) GetOrganizationId() string {
@@ -738,7 +2986,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +2998,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[11]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +3011,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{11}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -792,7 +3040,7 @@ type ListUsageRequest struct {
 
 func (x *ListUsageRequest) Reset() {
 	*x = ListUsageRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +3052,7 @@ func (x *ListUsageRequest) String() string {
 func (*ListUsageRequest) ProtoMessage() {}
 
 func (x *ListUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[12]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +3065,7 @@ func (x *ListUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsageRequest.ProtoReflect.Descriptor instead.
 func (*ListUsageRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{12}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListUsageRequest) GetOrganizationId() string {
@@ -852,7 +3100,7 @@ type ListUsageResponse struct {
 
 func (x *ListUsageResponse) Reset() {
 	*x = ListUsageResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +3112,7 @@ func (x *ListUsageResponse) String() string {
 func (*ListUsageResponse) ProtoMessage() {}
 
 func (x *ListUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[13]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +3125,7 @@ func (x *ListUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsageResponse.ProtoReflect.Descriptor instead.
 func (*ListUsageResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{13}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListUsageResponse) GetCharges() []*UsageCharge {
@@ -913,7 +3161,7 @@ type CreditWalletRequest struct {
 
 func (x *CreditWalletRequest) Reset() {
 	*x = CreditWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +3173,7 @@ func (x *CreditWalletRequest) String() string {
 func (*CreditWalletRequest) ProtoMessage() {}
 
 func (x *CreditWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[14]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +3186,7 @@ func (x *CreditWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditWalletRequest.ProtoReflect.Descriptor instead.
 func (*CreditWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{14}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CreditWalletRequest) GetOrganizationId() string {
@@ -979,7 +3227,7 @@ type CreditWalletResponse struct {
 
 func (x *CreditWalletResponse) Reset() {
 	*x = CreditWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +3239,7 @@ func (x *CreditWalletResponse) String() string {
 func (*CreditWalletResponse) ProtoMessage() {}
 
 func (x *CreditWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[15]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +3252,7 @@ func (x *CreditWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreditWalletResponse.ProtoReflect.Descriptor instead.
 func (*CreditWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{15}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreditWalletResponse) GetTransaction() *Transaction {
@@ -1032,7 +3280,7 @@ type AdjustWalletRequest struct {
 
 func (x *AdjustWalletRequest) Reset() {
 	*x = AdjustWalletRequest{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +3292,7 @@ func (x *AdjustWalletRequest) String() string {
 func (*AdjustWalletRequest) ProtoMessage() {}
 
 func (x *AdjustWalletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[16]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +3305,7 @@ func (x *AdjustWalletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustWalletRequest.ProtoReflect.Descriptor instead.
 func (*AdjustWalletRequest) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{16}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AdjustWalletRequest) GetOrganizationId() string {
@@ -1091,7 +3339,7 @@ type AdjustWalletResponse struct {
 
 func (x *AdjustWalletResponse) Reset() {
 	*x = AdjustWalletResponse{}
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +3351,7 @@ func (x *AdjustWalletResponse) String() string {
 func (*AdjustWalletResponse) ProtoMessage() {}
 
 func (x *AdjustWalletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[17]
+	mi := &file_skypanel_billing_v1_billing_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +3364,7 @@ func (x *AdjustWalletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdjustWalletResponse.ProtoReflect.Descriptor instead.
 func (*AdjustWalletResponse) Descriptor() ([]byte, []int) {
-	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{17}
+	return file_skypanel_billing_v1_billing_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AdjustWalletResponse) GetTransaction() *Transaction {
@@ -1137,13 +3385,20 @@ var File_skypanel_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
-	"!skypanel/billing/v1/billing.proto\x12\x13skypanel.billing.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x01\n" +
+	"!skypanel/billing/v1/billing.proto\x12\x13skypanel.billing.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb5\x03\n" +
 	"\x06Wallet\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x18\n" +
 	"\abalance\x18\x03 \x01(\x03R\abalance\x129\n" +
 	"\n" +
-	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xfb\x01\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x122\n" +
+	"\x15low_balance_threshold\x18\x06 \x01(\x03R\x13lowBalanceThreshold\x12>\n" +
+	"\rgrace_ends_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vgraceEndsAt\x12=\n" +
+	"\fsuspended_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vsuspendedAt\x12!\n" +
+	"\fsuspended_by\x18\t \x01(\tR\vsuspendedBy\x12%\n" +
+	"\x0esuspend_reason\x18\n" +
+	" \x01(\tR\rsuspendReason\"\xfb\x01\n" +
 	"\vTransaction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
@@ -1163,7 +3418,160 @@ const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
 	"unit_price\x18\x05 \x01(\x03R\tunitPrice\x12\x16\n" +
 	"\x06amount\x18\x06 \x01(\x03R\x06amount\x12\x1a\n" +
-	"\bcurrency\x18\a \x01(\tR\bcurrency\"\xef\x01\n" +
+	"\bcurrency\x18\a \x01(\tR\bcurrency\"\x8a\x01\n" +
+	"\x1dSetLowBalanceThresholdRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12+\n" +
+	"\x06amount\x18\x02 \x01(\x03B\x0e\xbaH\v\"\t\x18\x80\xd0\xdb\xc3\xf4\x02(\x00H\x00R\x06amount\x88\x01\x01B\t\n" +
+	"\a_amount\"U\n" +
+	"\x1eSetLowBalanceThresholdResponse\x123\n" +
+	"\x06wallet\x18\x01 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet\"\x9c\x02\n" +
+	"\x05TopUp\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
+	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12!\n" +
+	"\fcheckout_url\x18\x06 \x01(\tR\vcheckoutUrl\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12=\n" +
+	"\fcompleted_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\"\xcb\x01\n" +
+	"\x12CreateTopUpRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12$\n" +
+	"\x06amount\x18\x02 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xad\xe2\x04(dR\x06amount\x120\n" +
+	"\bcurrency\x18\x03 \x01(\tB\x14\xbaH\x11r\x0f2\r^([A-Z]{3})?$R\bcurrency\x12*\n" +
+	"\n" +
+	"return_url\x18\x04 \x01(\tB\v\xbaH\br\x06\x18\xd0\x0f\x88\x01\x01R\treturnUrl\"H\n" +
+	"\x13CreateTopUpResponse\x121\n" +
+	"\x06top_up\x18\x01 \x01(\v2\x1a.skypanel.billing.v1.TopUpR\x05topUp\"F\n" +
+	"\x11ListTopUpsRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\"I\n" +
+	"\x12ListTopUpsResponse\x123\n" +
+	"\atop_ups\x18\x01 \x03(\v2\x1a.skypanel.billing.v1.TopUpR\x06topUps\"s\n" +
+	"\x1aSuspendOrganizationRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\"\n" +
+	"\x06reason\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xf4\x03R\x06reason\"R\n" +
+	"\x1bSuspendOrganizationResponse\x123\n" +
+	"\x06wallet\x18\x01 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet\"r\n" +
+	"\x19ResumeOrganizationRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\"\n" +
+	"\x06reason\x18\x02 \x01(\tB\n" +
+	"\xbaH\ar\x05\x10\x03\x18\xf4\x03R\x06reason\"Q\n" +
+	"\x1aResumeOrganizationResponse\x123\n" +
+	"\x06wallet\x18\x01 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet\"\xf6\x01\n" +
+	"\x15GetUsageReportRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\"\n" +
+	"\x06app_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x05appId\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12*\n" +
+	"\x06bucket\x18\x05 \x01(\tB\x12\xbaH\x0fr\rR\x00R\x04hourR\x03dayR\x06bucket\"y\n" +
+	"\n" +
+	"UsagePoint\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12!\n" +
+	"\funit_seconds\x18\x03 \x01(\x03R\vunitSeconds\"\xa4\x01\n" +
+	"\rResourceUsage\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\x02 \x01(\tR\n" +
+	"resourceId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x03R\x06amount\x12!\n" +
+	"\funit_seconds\x18\x05 \x01(\x03R\vunitSeconds\"\xb9\x02\n" +
+	"\x16GetUsageReportResponse\x127\n" +
+	"\x06points\x18\x01 \x03(\v2\x1f.skypanel.billing.v1.UsagePointR\x06points\x12@\n" +
+	"\tresources\x18\x02 \x03(\v2\".skypanel.billing.v1.ResourceUsageR\tresources\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x03R\x05total\x12\x1a\n" +
+	"\bcurrency\x18\x04 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06bucket\x18\x05 \x01(\tR\x06bucket\x12.\n" +
+	"\x04from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xc7\x01\n" +
+	"\x12ExportUsageRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x12\"\n" +
+	"\x06app_id\x18\x02 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\x05appId\x12.\n" +
+	"\x04from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"_\n" +
+	"\x04File\x12\x1a\n" +
+	"\bfilename\x18\x01 \x01(\tR\bfilename\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"D\n" +
+	"\x13ExportUsageResponse\x12-\n" +
+	"\x04file\x18\x01 \x01(\v2\x19.skypanel.billing.v1.FileR\x04file\"\x99\x03\n" +
+	"\aInvoice\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\x12\x14\n" +
+	"\x05month\x18\x02 \x01(\tR\x05month\x12=\n" +
+	"\fperiod_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x16\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12\x1a\n" +
+	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12\x14\n" +
+	"\x05total\x18\a \x01(\x03R\x05total\x127\n" +
+	"\tissued_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x126\n" +
+	"\x05lines\x18\t \x03(\v2 .skypanel.billing.v1.InvoiceLineR\x05lines\x12+\n" +
+	"\x11organization_name\x18\n" +
+	" \x01(\tR\x10organizationName\"\xb0\x01\n" +
+	"\vInvoiceLine\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\tR\fresourceType\x12\x1f\n" +
+	"\vresource_id\x18\x02 \x01(\tR\n" +
+	"resourceId\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12!\n" +
+	"\funit_seconds\x18\x04 \x01(\x03R\vunitSeconds\x12\x16\n" +
+	"\x06amount\x18\x05 \x01(\x03R\x06amount\"H\n" +
+	"\x13ListInvoicesRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\"P\n" +
+	"\x14ListInvoicesResponse\x128\n" +
+	"\binvoices\x18\x01 \x03(\v2\x1c.skypanel.billing.v1.InvoiceR\binvoices\"\x7f\n" +
+	"\x11GetInvoiceRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x127\n" +
+	"\x05month\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[0-9]{4}-(0[1-9]|1[0-2])$R\x05month\"L\n" +
+	"\x12GetInvoiceResponse\x126\n" +
+	"\ainvoice\x18\x01 \x01(\v2\x1c.skypanel.billing.v1.InvoiceR\ainvoice\"\xad\x01\n" +
+	"\x16DownloadInvoiceRequest\x121\n" +
+	"\x0forganization_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\x0eorganizationId\x127\n" +
+	"\x05month\x18\x02 \x01(\tB!\xbaH\x1er\x1c2\x1a^[0-9]{4}-(0[1-9]|1[0-2])$R\x05month\x12'\n" +
+	"\x06format\x18\x03 \x01(\tB\x0f\xbaH\fr\n" +
+	"R\x03pdfR\x03csvR\x06format\"H\n" +
+	"\x17DownloadInvoiceResponse\x12-\n" +
+	"\x04file\x18\x01 \x01(\v2\x19.skypanel.billing.v1.FileR\x04file\"m\n" +
+	"\x12ListWalletsRequest\x12\x1d\n" +
+	"\x05query\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18dR\x05query\x128\n" +
+	"\x05state\x18\x02 \x01(\tB\"\xbaH\x1fr\x1dR\x00R\x02okR\x03lowR\x05graceR\tsuspendedR\x05state\"v\n" +
+	"\x12OrganizationWallet\x123\n" +
+	"\x06wallet\x18\x01 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet\x12+\n" +
+	"\x11organization_name\x18\x02 \x01(\tR\x10organizationName\"X\n" +
+	"\x13ListWalletsResponse\x12A\n" +
+	"\awallets\x18\x01 \x03(\v2'.skypanel.billing.v1.OrganizationWalletR\awallets\"q\n" +
+	"\x13GetAnalyticsRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"o\n" +
+	"\aRevenue\x120\n" +
+	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12\x1a\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\x03R\x06amount\"8\n" +
+	"\bAppCount\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"\x94\x02\n" +
+	"\x0fClusterCapacity\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
+	"\x14cpu_millis_allocated\x18\x03 \x01(\x03R\x12cpuMillisAllocated\x120\n" +
+	"\x14cpu_millis_available\x18\x04 \x01(\x03R\x12cpuMillisAvailable\x124\n" +
+	"\x16memory_bytes_allocated\x18\x05 \x01(\x03R\x14memoryBytesAllocated\x124\n" +
+	"\x16memory_bytes_available\x18\x06 \x01(\x03R\x14memoryBytesAvailable\"\x84\x01\n" +
+	"\x11OrganizationSpend\x12'\n" +
+	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x03R\x06amount\"\xb5\x03\n" +
+	"\x14GetAnalyticsResponse\x12B\n" +
+	"\x0erevenue_by_day\x18\x01 \x03(\v2\x1c.skypanel.billing.v1.RevenueR\frevenueByDay\x12F\n" +
+	"\x10revenue_by_month\x18\x02 \x03(\v2\x1c.skypanel.billing.v1.RevenueR\x0erevenueByMonth\x12C\n" +
+	"\x0eapps_by_status\x18\x03 \x03(\v2\x1d.skypanel.billing.v1.AppCountR\fappsByStatus\x12@\n" +
+	"\bclusters\x18\x04 \x03(\v2$.skypanel.billing.v1.ClusterCapacityR\bclusters\x12S\n" +
+	"\x11top_organizations\x18\x05 \x03(\v2&.skypanel.billing.v1.OrganizationSpendR\x10topOrganizations\x125\n" +
+	"\atop_ups\x18\x06 \x03(\v2\x1c.skypanel.billing.v1.RevenueR\x06topUps\"\x14\n" +
+	"\x12RunMeteringRequest\"\x15\n" +
+	"\x13RunMeteringResponse\"\xef\x01\n" +
 	"\rPriceOverride\x12\"\n" +
 	"\n" +
 	"unit_price\x18\x01 \x01(\x03H\x00R\tunitPrice\x88\x01\x01\x12A\n" +
@@ -1226,7 +3634,7 @@ const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\xbaH\ar\x05\x10\x03\x18\xf4\x03R\x06reason\"\x8f\x01\n" +
 	"\x14AdjustWalletResponse\x12B\n" +
 	"\vtransaction\x18\x01 \x01(\v2 .skypanel.billing.v1.TransactionR\vtransaction\x123\n" +
-	"\x06wallet\x18\x02 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet2\xcd\x05\n" +
+	"\x06wallet\x18\x02 \x01(\v2\x1b.skypanel.billing.v1.WalletR\x06wallet2\xab\x10\n" +
 	"\x0eBillingService\x12Z\n" +
 	"\tGetWallet\x12%.skypanel.billing.v1.GetWalletRequest\x1a&.skypanel.billing.v1.GetWalletResponse\x12o\n" +
 	"\x10ListTransactions\x12,.skypanel.billing.v1.ListTransactionsRequest\x1a-.skypanel.billing.v1.ListTransactionsResponse\x12Z\n" +
@@ -1234,7 +3642,22 @@ const file_skypanel_billing_v1_billing_proto_rawDesc = "" +
 	"\fCreditWallet\x12(.skypanel.billing.v1.CreditWalletRequest\x1a).skypanel.billing.v1.CreditWalletResponse\x12c\n" +
 	"\fAdjustWallet\x12(.skypanel.billing.v1.AdjustWalletRequest\x1a).skypanel.billing.v1.AdjustWalletResponse\x12`\n" +
 	"\vSetAppPrice\x12'.skypanel.billing.v1.SetAppPriceRequest\x1a(.skypanel.billing.v1.SetAppPriceResponse\x12f\n" +
-	"\rListAppPrices\x12).skypanel.billing.v1.ListAppPricesRequest\x1a*.skypanel.billing.v1.ListAppPricesResponseB\xcb\x01\n" +
+	"\rListAppPrices\x12).skypanel.billing.v1.ListAppPricesRequest\x1a*.skypanel.billing.v1.ListAppPricesResponse\x12\x81\x01\n" +
+	"\x16SetLowBalanceThreshold\x122.skypanel.billing.v1.SetLowBalanceThresholdRequest\x1a3.skypanel.billing.v1.SetLowBalanceThresholdResponse\x12`\n" +
+	"\vCreateTopUp\x12'.skypanel.billing.v1.CreateTopUpRequest\x1a(.skypanel.billing.v1.CreateTopUpResponse\x12]\n" +
+	"\n" +
+	"ListTopUps\x12&.skypanel.billing.v1.ListTopUpsRequest\x1a'.skypanel.billing.v1.ListTopUpsResponse\x12x\n" +
+	"\x13SuspendOrganization\x12/.skypanel.billing.v1.SuspendOrganizationRequest\x1a0.skypanel.billing.v1.SuspendOrganizationResponse\x12u\n" +
+	"\x12ResumeOrganization\x12..skypanel.billing.v1.ResumeOrganizationRequest\x1a/.skypanel.billing.v1.ResumeOrganizationResponse\x12i\n" +
+	"\x0eGetUsageReport\x12*.skypanel.billing.v1.GetUsageReportRequest\x1a+.skypanel.billing.v1.GetUsageReportResponse\x12`\n" +
+	"\vExportUsage\x12'.skypanel.billing.v1.ExportUsageRequest\x1a(.skypanel.billing.v1.ExportUsageResponse\x12c\n" +
+	"\fListInvoices\x12(.skypanel.billing.v1.ListInvoicesRequest\x1a).skypanel.billing.v1.ListInvoicesResponse\x12]\n" +
+	"\n" +
+	"GetInvoice\x12&.skypanel.billing.v1.GetInvoiceRequest\x1a'.skypanel.billing.v1.GetInvoiceResponse\x12l\n" +
+	"\x0fDownloadInvoice\x12+.skypanel.billing.v1.DownloadInvoiceRequest\x1a,.skypanel.billing.v1.DownloadInvoiceResponse\x12`\n" +
+	"\vListWallets\x12'.skypanel.billing.v1.ListWalletsRequest\x1a(.skypanel.billing.v1.ListWalletsResponse\x12c\n" +
+	"\fGetAnalytics\x12(.skypanel.billing.v1.GetAnalyticsRequest\x1a).skypanel.billing.v1.GetAnalyticsResponse\x12`\n" +
+	"\vRunMetering\x12'.skypanel.billing.v1.RunMeteringRequest\x1a(.skypanel.billing.v1.RunMeteringResponseB\xcb\x01\n" +
 	"\x17com.skypanel.billing.v1B\fBillingProtoP\x01Z4skypanel/shared/gen/go/skypanel/billing/v1;billingv1\xa2\x02\x03SBX\xaa\x02\x13Skypanel.Billing.V1\xca\x02\x13Skypanel\\Billing\\V1\xe2\x02\x1fSkypanel\\Billing\\V1\\GPBMetadata\xea\x02\x15Skypanel::Billing::V1b\x06proto3"
 
 var (
@@ -1249,64 +3672,164 @@ func file_skypanel_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_skypanel_billing_v1_billing_proto_rawDescData
 }
 
-var file_skypanel_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_skypanel_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_skypanel_billing_v1_billing_proto_goTypes = []any{
-	(*Wallet)(nil),                   // 0: skypanel.billing.v1.Wallet
-	(*Transaction)(nil),              // 1: skypanel.billing.v1.Transaction
-	(*UsageCharge)(nil),              // 2: skypanel.billing.v1.UsageCharge
-	(*PriceOverride)(nil),            // 3: skypanel.billing.v1.PriceOverride
-	(*SetAppPriceRequest)(nil),       // 4: skypanel.billing.v1.SetAppPriceRequest
-	(*SetAppPriceResponse)(nil),      // 5: skypanel.billing.v1.SetAppPriceResponse
-	(*ListAppPricesRequest)(nil),     // 6: skypanel.billing.v1.ListAppPricesRequest
-	(*ListAppPricesResponse)(nil),    // 7: skypanel.billing.v1.ListAppPricesResponse
-	(*GetWalletRequest)(nil),         // 8: skypanel.billing.v1.GetWalletRequest
-	(*GetWalletResponse)(nil),        // 9: skypanel.billing.v1.GetWalletResponse
-	(*ListTransactionsRequest)(nil),  // 10: skypanel.billing.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil), // 11: skypanel.billing.v1.ListTransactionsResponse
-	(*ListUsageRequest)(nil),         // 12: skypanel.billing.v1.ListUsageRequest
-	(*ListUsageResponse)(nil),        // 13: skypanel.billing.v1.ListUsageResponse
-	(*CreditWalletRequest)(nil),      // 14: skypanel.billing.v1.CreditWalletRequest
-	(*CreditWalletResponse)(nil),     // 15: skypanel.billing.v1.CreditWalletResponse
-	(*AdjustWalletRequest)(nil),      // 16: skypanel.billing.v1.AdjustWalletRequest
-	(*AdjustWalletResponse)(nil),     // 17: skypanel.billing.v1.AdjustWalletResponse
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*Wallet)(nil),                         // 0: skypanel.billing.v1.Wallet
+	(*Transaction)(nil),                    // 1: skypanel.billing.v1.Transaction
+	(*UsageCharge)(nil),                    // 2: skypanel.billing.v1.UsageCharge
+	(*SetLowBalanceThresholdRequest)(nil),  // 3: skypanel.billing.v1.SetLowBalanceThresholdRequest
+	(*SetLowBalanceThresholdResponse)(nil), // 4: skypanel.billing.v1.SetLowBalanceThresholdResponse
+	(*TopUp)(nil),                          // 5: skypanel.billing.v1.TopUp
+	(*CreateTopUpRequest)(nil),             // 6: skypanel.billing.v1.CreateTopUpRequest
+	(*CreateTopUpResponse)(nil),            // 7: skypanel.billing.v1.CreateTopUpResponse
+	(*ListTopUpsRequest)(nil),              // 8: skypanel.billing.v1.ListTopUpsRequest
+	(*ListTopUpsResponse)(nil),             // 9: skypanel.billing.v1.ListTopUpsResponse
+	(*SuspendOrganizationRequest)(nil),     // 10: skypanel.billing.v1.SuspendOrganizationRequest
+	(*SuspendOrganizationResponse)(nil),    // 11: skypanel.billing.v1.SuspendOrganizationResponse
+	(*ResumeOrganizationRequest)(nil),      // 12: skypanel.billing.v1.ResumeOrganizationRequest
+	(*ResumeOrganizationResponse)(nil),     // 13: skypanel.billing.v1.ResumeOrganizationResponse
+	(*GetUsageReportRequest)(nil),          // 14: skypanel.billing.v1.GetUsageReportRequest
+	(*UsagePoint)(nil),                     // 15: skypanel.billing.v1.UsagePoint
+	(*ResourceUsage)(nil),                  // 16: skypanel.billing.v1.ResourceUsage
+	(*GetUsageReportResponse)(nil),         // 17: skypanel.billing.v1.GetUsageReportResponse
+	(*ExportUsageRequest)(nil),             // 18: skypanel.billing.v1.ExportUsageRequest
+	(*File)(nil),                           // 19: skypanel.billing.v1.File
+	(*ExportUsageResponse)(nil),            // 20: skypanel.billing.v1.ExportUsageResponse
+	(*Invoice)(nil),                        // 21: skypanel.billing.v1.Invoice
+	(*InvoiceLine)(nil),                    // 22: skypanel.billing.v1.InvoiceLine
+	(*ListInvoicesRequest)(nil),            // 23: skypanel.billing.v1.ListInvoicesRequest
+	(*ListInvoicesResponse)(nil),           // 24: skypanel.billing.v1.ListInvoicesResponse
+	(*GetInvoiceRequest)(nil),              // 25: skypanel.billing.v1.GetInvoiceRequest
+	(*GetInvoiceResponse)(nil),             // 26: skypanel.billing.v1.GetInvoiceResponse
+	(*DownloadInvoiceRequest)(nil),         // 27: skypanel.billing.v1.DownloadInvoiceRequest
+	(*DownloadInvoiceResponse)(nil),        // 28: skypanel.billing.v1.DownloadInvoiceResponse
+	(*ListWalletsRequest)(nil),             // 29: skypanel.billing.v1.ListWalletsRequest
+	(*OrganizationWallet)(nil),             // 30: skypanel.billing.v1.OrganizationWallet
+	(*ListWalletsResponse)(nil),            // 31: skypanel.billing.v1.ListWalletsResponse
+	(*GetAnalyticsRequest)(nil),            // 32: skypanel.billing.v1.GetAnalyticsRequest
+	(*Revenue)(nil),                        // 33: skypanel.billing.v1.Revenue
+	(*AppCount)(nil),                       // 34: skypanel.billing.v1.AppCount
+	(*ClusterCapacity)(nil),                // 35: skypanel.billing.v1.ClusterCapacity
+	(*OrganizationSpend)(nil),              // 36: skypanel.billing.v1.OrganizationSpend
+	(*GetAnalyticsResponse)(nil),           // 37: skypanel.billing.v1.GetAnalyticsResponse
+	(*RunMeteringRequest)(nil),             // 38: skypanel.billing.v1.RunMeteringRequest
+	(*RunMeteringResponse)(nil),            // 39: skypanel.billing.v1.RunMeteringResponse
+	(*PriceOverride)(nil),                  // 40: skypanel.billing.v1.PriceOverride
+	(*SetAppPriceRequest)(nil),             // 41: skypanel.billing.v1.SetAppPriceRequest
+	(*SetAppPriceResponse)(nil),            // 42: skypanel.billing.v1.SetAppPriceResponse
+	(*ListAppPricesRequest)(nil),           // 43: skypanel.billing.v1.ListAppPricesRequest
+	(*ListAppPricesResponse)(nil),          // 44: skypanel.billing.v1.ListAppPricesResponse
+	(*GetWalletRequest)(nil),               // 45: skypanel.billing.v1.GetWalletRequest
+	(*GetWalletResponse)(nil),              // 46: skypanel.billing.v1.GetWalletResponse
+	(*ListTransactionsRequest)(nil),        // 47: skypanel.billing.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),       // 48: skypanel.billing.v1.ListTransactionsResponse
+	(*ListUsageRequest)(nil),               // 49: skypanel.billing.v1.ListUsageRequest
+	(*ListUsageResponse)(nil),              // 50: skypanel.billing.v1.ListUsageResponse
+	(*CreditWalletRequest)(nil),            // 51: skypanel.billing.v1.CreditWalletRequest
+	(*CreditWalletResponse)(nil),           // 52: skypanel.billing.v1.CreditWalletResponse
+	(*AdjustWalletRequest)(nil),            // 53: skypanel.billing.v1.AdjustWalletRequest
+	(*AdjustWalletResponse)(nil),           // 54: skypanel.billing.v1.AdjustWalletResponse
+	(*timestamppb.Timestamp)(nil),          // 55: google.protobuf.Timestamp
 }
 var file_skypanel_billing_v1_billing_proto_depIdxs = []int32{
-	18, // 0: skypanel.billing.v1.Wallet.updated_at:type_name -> google.protobuf.Timestamp
-	18, // 1: skypanel.billing.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
-	18, // 2: skypanel.billing.v1.UsageCharge.period_start:type_name -> google.protobuf.Timestamp
-	18, // 3: skypanel.billing.v1.PriceOverride.effective_from:type_name -> google.protobuf.Timestamp
-	18, // 4: skypanel.billing.v1.PriceOverride.created_at:type_name -> google.protobuf.Timestamp
-	3,  // 5: skypanel.billing.v1.SetAppPriceResponse.override:type_name -> skypanel.billing.v1.PriceOverride
-	3,  // 6: skypanel.billing.v1.ListAppPricesResponse.overrides:type_name -> skypanel.billing.v1.PriceOverride
-	0,  // 7: skypanel.billing.v1.GetWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	1,  // 8: skypanel.billing.v1.ListTransactionsResponse.transactions:type_name -> skypanel.billing.v1.Transaction
-	18, // 9: skypanel.billing.v1.ListUsageRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 10: skypanel.billing.v1.ListUsageRequest.to:type_name -> google.protobuf.Timestamp
-	2,  // 11: skypanel.billing.v1.ListUsageResponse.charges:type_name -> skypanel.billing.v1.UsageCharge
-	1,  // 12: skypanel.billing.v1.CreditWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
-	0,  // 13: skypanel.billing.v1.CreditWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	1,  // 14: skypanel.billing.v1.AdjustWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
-	0,  // 15: skypanel.billing.v1.AdjustWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
-	8,  // 16: skypanel.billing.v1.BillingService.GetWallet:input_type -> skypanel.billing.v1.GetWalletRequest
-	10, // 17: skypanel.billing.v1.BillingService.ListTransactions:input_type -> skypanel.billing.v1.ListTransactionsRequest
-	12, // 18: skypanel.billing.v1.BillingService.ListUsage:input_type -> skypanel.billing.v1.ListUsageRequest
-	14, // 19: skypanel.billing.v1.BillingService.CreditWallet:input_type -> skypanel.billing.v1.CreditWalletRequest
-	16, // 20: skypanel.billing.v1.BillingService.AdjustWallet:input_type -> skypanel.billing.v1.AdjustWalletRequest
-	4,  // 21: skypanel.billing.v1.BillingService.SetAppPrice:input_type -> skypanel.billing.v1.SetAppPriceRequest
-	6,  // 22: skypanel.billing.v1.BillingService.ListAppPrices:input_type -> skypanel.billing.v1.ListAppPricesRequest
-	9,  // 23: skypanel.billing.v1.BillingService.GetWallet:output_type -> skypanel.billing.v1.GetWalletResponse
-	11, // 24: skypanel.billing.v1.BillingService.ListTransactions:output_type -> skypanel.billing.v1.ListTransactionsResponse
-	13, // 25: skypanel.billing.v1.BillingService.ListUsage:output_type -> skypanel.billing.v1.ListUsageResponse
-	15, // 26: skypanel.billing.v1.BillingService.CreditWallet:output_type -> skypanel.billing.v1.CreditWalletResponse
-	17, // 27: skypanel.billing.v1.BillingService.AdjustWallet:output_type -> skypanel.billing.v1.AdjustWalletResponse
-	5,  // 28: skypanel.billing.v1.BillingService.SetAppPrice:output_type -> skypanel.billing.v1.SetAppPriceResponse
-	7,  // 29: skypanel.billing.v1.BillingService.ListAppPrices:output_type -> skypanel.billing.v1.ListAppPricesResponse
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	55, // 0: skypanel.billing.v1.Wallet.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 1: skypanel.billing.v1.Wallet.grace_ends_at:type_name -> google.protobuf.Timestamp
+	55, // 2: skypanel.billing.v1.Wallet.suspended_at:type_name -> google.protobuf.Timestamp
+	55, // 3: skypanel.billing.v1.Transaction.created_at:type_name -> google.protobuf.Timestamp
+	55, // 4: skypanel.billing.v1.UsageCharge.period_start:type_name -> google.protobuf.Timestamp
+	0,  // 5: skypanel.billing.v1.SetLowBalanceThresholdResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	55, // 6: skypanel.billing.v1.TopUp.created_at:type_name -> google.protobuf.Timestamp
+	55, // 7: skypanel.billing.v1.TopUp.completed_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: skypanel.billing.v1.CreateTopUpResponse.top_up:type_name -> skypanel.billing.v1.TopUp
+	5,  // 9: skypanel.billing.v1.ListTopUpsResponse.top_ups:type_name -> skypanel.billing.v1.TopUp
+	0,  // 10: skypanel.billing.v1.SuspendOrganizationResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	0,  // 11: skypanel.billing.v1.ResumeOrganizationResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	55, // 12: skypanel.billing.v1.GetUsageReportRequest.from:type_name -> google.protobuf.Timestamp
+	55, // 13: skypanel.billing.v1.GetUsageReportRequest.to:type_name -> google.protobuf.Timestamp
+	55, // 14: skypanel.billing.v1.UsagePoint.start:type_name -> google.protobuf.Timestamp
+	15, // 15: skypanel.billing.v1.GetUsageReportResponse.points:type_name -> skypanel.billing.v1.UsagePoint
+	16, // 16: skypanel.billing.v1.GetUsageReportResponse.resources:type_name -> skypanel.billing.v1.ResourceUsage
+	55, // 17: skypanel.billing.v1.GetUsageReportResponse.from:type_name -> google.protobuf.Timestamp
+	55, // 18: skypanel.billing.v1.GetUsageReportResponse.to:type_name -> google.protobuf.Timestamp
+	55, // 19: skypanel.billing.v1.ExportUsageRequest.from:type_name -> google.protobuf.Timestamp
+	55, // 20: skypanel.billing.v1.ExportUsageRequest.to:type_name -> google.protobuf.Timestamp
+	19, // 21: skypanel.billing.v1.ExportUsageResponse.file:type_name -> skypanel.billing.v1.File
+	55, // 22: skypanel.billing.v1.Invoice.period_start:type_name -> google.protobuf.Timestamp
+	55, // 23: skypanel.billing.v1.Invoice.period_end:type_name -> google.protobuf.Timestamp
+	55, // 24: skypanel.billing.v1.Invoice.issued_at:type_name -> google.protobuf.Timestamp
+	22, // 25: skypanel.billing.v1.Invoice.lines:type_name -> skypanel.billing.v1.InvoiceLine
+	21, // 26: skypanel.billing.v1.ListInvoicesResponse.invoices:type_name -> skypanel.billing.v1.Invoice
+	21, // 27: skypanel.billing.v1.GetInvoiceResponse.invoice:type_name -> skypanel.billing.v1.Invoice
+	19, // 28: skypanel.billing.v1.DownloadInvoiceResponse.file:type_name -> skypanel.billing.v1.File
+	0,  // 29: skypanel.billing.v1.OrganizationWallet.wallet:type_name -> skypanel.billing.v1.Wallet
+	30, // 30: skypanel.billing.v1.ListWalletsResponse.wallets:type_name -> skypanel.billing.v1.OrganizationWallet
+	55, // 31: skypanel.billing.v1.GetAnalyticsRequest.from:type_name -> google.protobuf.Timestamp
+	55, // 32: skypanel.billing.v1.GetAnalyticsRequest.to:type_name -> google.protobuf.Timestamp
+	55, // 33: skypanel.billing.v1.Revenue.start:type_name -> google.protobuf.Timestamp
+	33, // 34: skypanel.billing.v1.GetAnalyticsResponse.revenue_by_day:type_name -> skypanel.billing.v1.Revenue
+	33, // 35: skypanel.billing.v1.GetAnalyticsResponse.revenue_by_month:type_name -> skypanel.billing.v1.Revenue
+	34, // 36: skypanel.billing.v1.GetAnalyticsResponse.apps_by_status:type_name -> skypanel.billing.v1.AppCount
+	35, // 37: skypanel.billing.v1.GetAnalyticsResponse.clusters:type_name -> skypanel.billing.v1.ClusterCapacity
+	36, // 38: skypanel.billing.v1.GetAnalyticsResponse.top_organizations:type_name -> skypanel.billing.v1.OrganizationSpend
+	33, // 39: skypanel.billing.v1.GetAnalyticsResponse.top_ups:type_name -> skypanel.billing.v1.Revenue
+	55, // 40: skypanel.billing.v1.PriceOverride.effective_from:type_name -> google.protobuf.Timestamp
+	55, // 41: skypanel.billing.v1.PriceOverride.created_at:type_name -> google.protobuf.Timestamp
+	40, // 42: skypanel.billing.v1.SetAppPriceResponse.override:type_name -> skypanel.billing.v1.PriceOverride
+	40, // 43: skypanel.billing.v1.ListAppPricesResponse.overrides:type_name -> skypanel.billing.v1.PriceOverride
+	0,  // 44: skypanel.billing.v1.GetWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	1,  // 45: skypanel.billing.v1.ListTransactionsResponse.transactions:type_name -> skypanel.billing.v1.Transaction
+	55, // 46: skypanel.billing.v1.ListUsageRequest.from:type_name -> google.protobuf.Timestamp
+	55, // 47: skypanel.billing.v1.ListUsageRequest.to:type_name -> google.protobuf.Timestamp
+	2,  // 48: skypanel.billing.v1.ListUsageResponse.charges:type_name -> skypanel.billing.v1.UsageCharge
+	1,  // 49: skypanel.billing.v1.CreditWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
+	0,  // 50: skypanel.billing.v1.CreditWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	1,  // 51: skypanel.billing.v1.AdjustWalletResponse.transaction:type_name -> skypanel.billing.v1.Transaction
+	0,  // 52: skypanel.billing.v1.AdjustWalletResponse.wallet:type_name -> skypanel.billing.v1.Wallet
+	45, // 53: skypanel.billing.v1.BillingService.GetWallet:input_type -> skypanel.billing.v1.GetWalletRequest
+	47, // 54: skypanel.billing.v1.BillingService.ListTransactions:input_type -> skypanel.billing.v1.ListTransactionsRequest
+	49, // 55: skypanel.billing.v1.BillingService.ListUsage:input_type -> skypanel.billing.v1.ListUsageRequest
+	51, // 56: skypanel.billing.v1.BillingService.CreditWallet:input_type -> skypanel.billing.v1.CreditWalletRequest
+	53, // 57: skypanel.billing.v1.BillingService.AdjustWallet:input_type -> skypanel.billing.v1.AdjustWalletRequest
+	41, // 58: skypanel.billing.v1.BillingService.SetAppPrice:input_type -> skypanel.billing.v1.SetAppPriceRequest
+	43, // 59: skypanel.billing.v1.BillingService.ListAppPrices:input_type -> skypanel.billing.v1.ListAppPricesRequest
+	3,  // 60: skypanel.billing.v1.BillingService.SetLowBalanceThreshold:input_type -> skypanel.billing.v1.SetLowBalanceThresholdRequest
+	6,  // 61: skypanel.billing.v1.BillingService.CreateTopUp:input_type -> skypanel.billing.v1.CreateTopUpRequest
+	8,  // 62: skypanel.billing.v1.BillingService.ListTopUps:input_type -> skypanel.billing.v1.ListTopUpsRequest
+	10, // 63: skypanel.billing.v1.BillingService.SuspendOrganization:input_type -> skypanel.billing.v1.SuspendOrganizationRequest
+	12, // 64: skypanel.billing.v1.BillingService.ResumeOrganization:input_type -> skypanel.billing.v1.ResumeOrganizationRequest
+	14, // 65: skypanel.billing.v1.BillingService.GetUsageReport:input_type -> skypanel.billing.v1.GetUsageReportRequest
+	18, // 66: skypanel.billing.v1.BillingService.ExportUsage:input_type -> skypanel.billing.v1.ExportUsageRequest
+	23, // 67: skypanel.billing.v1.BillingService.ListInvoices:input_type -> skypanel.billing.v1.ListInvoicesRequest
+	25, // 68: skypanel.billing.v1.BillingService.GetInvoice:input_type -> skypanel.billing.v1.GetInvoiceRequest
+	27, // 69: skypanel.billing.v1.BillingService.DownloadInvoice:input_type -> skypanel.billing.v1.DownloadInvoiceRequest
+	29, // 70: skypanel.billing.v1.BillingService.ListWallets:input_type -> skypanel.billing.v1.ListWalletsRequest
+	32, // 71: skypanel.billing.v1.BillingService.GetAnalytics:input_type -> skypanel.billing.v1.GetAnalyticsRequest
+	38, // 72: skypanel.billing.v1.BillingService.RunMetering:input_type -> skypanel.billing.v1.RunMeteringRequest
+	46, // 73: skypanel.billing.v1.BillingService.GetWallet:output_type -> skypanel.billing.v1.GetWalletResponse
+	48, // 74: skypanel.billing.v1.BillingService.ListTransactions:output_type -> skypanel.billing.v1.ListTransactionsResponse
+	50, // 75: skypanel.billing.v1.BillingService.ListUsage:output_type -> skypanel.billing.v1.ListUsageResponse
+	52, // 76: skypanel.billing.v1.BillingService.CreditWallet:output_type -> skypanel.billing.v1.CreditWalletResponse
+	54, // 77: skypanel.billing.v1.BillingService.AdjustWallet:output_type -> skypanel.billing.v1.AdjustWalletResponse
+	42, // 78: skypanel.billing.v1.BillingService.SetAppPrice:output_type -> skypanel.billing.v1.SetAppPriceResponse
+	44, // 79: skypanel.billing.v1.BillingService.ListAppPrices:output_type -> skypanel.billing.v1.ListAppPricesResponse
+	4,  // 80: skypanel.billing.v1.BillingService.SetLowBalanceThreshold:output_type -> skypanel.billing.v1.SetLowBalanceThresholdResponse
+	7,  // 81: skypanel.billing.v1.BillingService.CreateTopUp:output_type -> skypanel.billing.v1.CreateTopUpResponse
+	9,  // 82: skypanel.billing.v1.BillingService.ListTopUps:output_type -> skypanel.billing.v1.ListTopUpsResponse
+	11, // 83: skypanel.billing.v1.BillingService.SuspendOrganization:output_type -> skypanel.billing.v1.SuspendOrganizationResponse
+	13, // 84: skypanel.billing.v1.BillingService.ResumeOrganization:output_type -> skypanel.billing.v1.ResumeOrganizationResponse
+	17, // 85: skypanel.billing.v1.BillingService.GetUsageReport:output_type -> skypanel.billing.v1.GetUsageReportResponse
+	20, // 86: skypanel.billing.v1.BillingService.ExportUsage:output_type -> skypanel.billing.v1.ExportUsageResponse
+	24, // 87: skypanel.billing.v1.BillingService.ListInvoices:output_type -> skypanel.billing.v1.ListInvoicesResponse
+	26, // 88: skypanel.billing.v1.BillingService.GetInvoice:output_type -> skypanel.billing.v1.GetInvoiceResponse
+	28, // 89: skypanel.billing.v1.BillingService.DownloadInvoice:output_type -> skypanel.billing.v1.DownloadInvoiceResponse
+	31, // 90: skypanel.billing.v1.BillingService.ListWallets:output_type -> skypanel.billing.v1.ListWalletsResponse
+	37, // 91: skypanel.billing.v1.BillingService.GetAnalytics:output_type -> skypanel.billing.v1.GetAnalyticsResponse
+	39, // 92: skypanel.billing.v1.BillingService.RunMetering:output_type -> skypanel.billing.v1.RunMeteringResponse
+	73, // [73:93] is the sub-list for method output_type
+	53, // [53:73] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_skypanel_billing_v1_billing_proto_init() }
@@ -1315,14 +3838,15 @@ func file_skypanel_billing_v1_billing_proto_init() {
 		return
 	}
 	file_skypanel_billing_v1_billing_proto_msgTypes[3].OneofWrappers = []any{}
-	file_skypanel_billing_v1_billing_proto_msgTypes[4].OneofWrappers = []any{}
+	file_skypanel_billing_v1_billing_proto_msgTypes[40].OneofWrappers = []any{}
+	file_skypanel_billing_v1_billing_proto_msgTypes[41].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skypanel_billing_v1_billing_proto_rawDesc), len(file_skypanel_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file skypanel/billing/v1/billing.proto.
  */
 export const file_skypanel_billing_v1_billing: GenFile = /*@__PURE__*/
-  fileDesc("CiFza3lwYW5lbC9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SE3NreXBhbmVsLmJpbGxpbmcudjEidAoGV2FsbGV0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIQCghjdXJyZW5jeRgCIAEoCRIPCgdiYWxhbmNlGAMgASgDEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrMBCgtUcmFuc2FjdGlvbhIKCgJpZBgBIAEoAxIMCgRraW5kGAIgASgJEg4KBmFtb3VudBgDIAEoAxIQCghjdXJyZW5jeRgEIAEoCRIVCg1iYWxhbmNlX2FmdGVyGAUgASgDEg4KBnJlYXNvbhgGIAEoCRIRCglyZWZlcmVuY2UYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitwEKC1VzYWdlQ2hhcmdlEhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx1bml0X3NlY29uZHMYBCABKAMSEgoKdW5pdF9wcmljZRgFIAEoAxIOCgZhbW91bnQYBiABKAMSEAoIY3VycmVuY3kYByABKAkiuwEKDVByaWNlT3ZlcnJpZGUSFwoKdW5pdF9wcmljZRgBIAEoA0gAiAEBEjIKDmVmZmVjdGl2ZV9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzZXRfYnkYAyABKAkSDgoGcmVhc29uGAQgASgJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC191bml0X3ByaWNlIqMBChJTZXRBcHBQcmljZVJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIYCgZhcHBfaWQYAiABKAlCCLpIBXIDsAEBEiUKCnVuaXRfcHJpY2UYAyABKANCDLpICSIHGIDC1y8oAEgAiAEBEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQAxj0A0INCgtfdW5pdF9wcmljZSJLChNTZXRBcHBQcmljZVJlc3BvbnNlEjQKCG92ZXJyaWRlGAEgASgLMiIuc2t5cGFuZWwuYmlsbGluZy52MS5QcmljZU92ZXJyaWRlIlMKFExpc3RBcHBQcmljZXNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGAoGYXBwX2lkGAIgASgJQgi6SAVyA7ABASJOChVMaXN0QXBwUHJpY2VzUmVzcG9uc2USNQoJb3ZlcnJpZGVzGAEgAygLMiIuc2t5cGFuZWwuYmlsbGluZy52MS5QcmljZU92ZXJyaWRlIjUKEEdldFdhbGxldFJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABASJAChFHZXRXYWxsZXRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldCJ4ChdMaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEh0KCXBhZ2Vfc2l6ZRgCIAEoBUIKukgHGgUY9AMoABIbCgpwYWdlX3Rva2VuGAMgASgJQge6SARyAhgoImsKGExpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRI2Cgx0cmFuc2FjdGlvbnMYASADKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLlRyYW5zYWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKHAQoQTGlzdFVzYWdlUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJnChFMaXN0VXNhZ2VSZXNwb25zZRIxCgdjaGFyZ2VzGAEgAygLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5Vc2FnZUNoYXJnZRINCgV0b3RhbBgCIAEoAxIQCghjdXJyZW5jeRgDIAEoCSKZAQoTQ3JlZGl0V2FsbGV0UmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEh4KBmFtb3VudBgCIAEoA0IOukgLIgkYgNDbw/QCIAASIwoIY3VycmVuY3kYAyABKAlCEbpIDnIMMgpeW0EtWl17M30kEhoKBnJlYXNvbhgEIAEoCUIKukgHcgUQAxj0AyJ6ChRDcmVkaXRXYWxsZXRSZXNwb25zZRI1Cgt0cmFuc2FjdGlvbhgBIAEoCzIgLnNreXBhbmVsLmJpbGxpbmcudjEuVHJhbnNhY3Rpb24SKwoGd2FsbGV0GAIgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQifQoTQWRqdXN0V2FsbGV0UmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEicKBmFtb3VudBgCIAEoA0IXukgUIhIYgNDbw/QCKICwpLyL/f///wESGgoGcmVhc29uGAMgASgJQgq6SAdyBRADGPQDInoKFEFkanVzdFdhbGxldFJlc3BvbnNlEjUKC3RyYW5zYWN0aW9uGAEgASgLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5UcmFuc2FjdGlvbhIrCgZ3YWxsZXQYAiABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldDLNBQoOQmlsbGluZ1NlcnZpY2USWgoJR2V0V2FsbGV0EiUuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRXYWxsZXRSZXF1ZXN0GiYuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRXYWxsZXRSZXNwb25zZRJvChBMaXN0VHJhbnNhY3Rpb25zEiwuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBotLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlEloKCUxpc3RVc2FnZRIlLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFVzYWdlUmVxdWVzdBomLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFVzYWdlUmVzcG9uc2USYwoMQ3JlZGl0V2FsbGV0Eiguc2t5cGFuZWwuYmlsbGluZy52MS5DcmVkaXRXYWxsZXRSZXF1ZXN0Gikuc2t5cGFuZWwuYmlsbGluZy52MS5DcmVkaXRXYWxsZXRSZXNwb25zZRJjCgxBZGp1c3RXYWxsZXQSKC5za3lwYW5lbC5iaWxsaW5nLnYxLkFkanVzdFdhbGxldFJlcXVlc3QaKS5za3lwYW5lbC5iaWxsaW5nLnYxLkFkanVzdFdhbGxldFJlc3BvbnNlEmAKC1NldEFwcFByaWNlEicuc2t5cGFuZWwuYmlsbGluZy52MS5TZXRBcHBQcmljZVJlcXVlc3QaKC5za3lwYW5lbC5iaWxsaW5nLnYxLlNldEFwcFByaWNlUmVzcG9uc2USZgoNTGlzdEFwcFByaWNlcxIpLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdEFwcFByaWNlc1JlcXVlc3QaKi5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RBcHBQcmljZXNSZXNwb25zZULLAQoXY29tLnNreXBhbmVsLmJpbGxpbmcudjFCDEJpbGxpbmdQcm90b1ABWjRza3lwYW5lbC9zaGFyZWQvZ2VuL2dvL3NreXBhbmVsL2JpbGxpbmcvdjE7YmlsbGluZ3YxogIDU0JYqgITU2t5cGFuZWwuQmlsbGluZy5WMcoCE1NreXBhbmVsXEJpbGxpbmdcVjHiAh9Ta3lwYW5lbFxCaWxsaW5nXFYxXEdQQk1ldGFkYXRh6gIVU2t5cGFuZWw6OkJpbGxpbmc6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiFza3lwYW5lbC9iaWxsaW5nL3YxL2JpbGxpbmcucHJvdG8SE3NreXBhbmVsLmJpbGxpbmcudjEitQIKBldhbGxldBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSEAoIY3VycmVuY3kYAiABKAkSDwoHYmFsYW5jZRgDIAEoAxIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVzdGF0ZRgFIAEoCRIdChVsb3dfYmFsYW5jZV90aHJlc2hvbGQYBiABKAMSMQoNZ3JhY2VfZW5kc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMc3VzcGVuZGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdXNwZW5kZWRfYnkYCSABKAkSFgoOc3VzcGVuZF9yZWFzb24YCiABKAkiswEKC1RyYW5zYWN0aW9uEgoKAmlkGAEgASgDEgwKBGtpbmQYAiABKAkSDgoGYW1vdW50GAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEhUKDWJhbGFuY2VfYWZ0ZXIYBSABKAMSDgoGcmVhc29uGAYgASgJEhEKCXJlZmVyZW5jZRgHIAEoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK3AQoLVXNhZ2VDaGFyZ2USFQoNcmVzb3VyY2VfdHlwZRgBIAEoCRITCgtyZXNvdXJjZV9pZBgCIAEoCRIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHVuaXRfc2Vjb25kcxgEIAEoAxISCgp1bml0X3ByaWNlGAUgASgDEg4KBmFtb3VudBgGIAEoAxIQCghjdXJyZW5jeRgHIAEoCSJyCh1TZXRMb3dCYWxhbmNlVGhyZXNob2xkUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEiMKBmFtb3VudBgCIAEoA0IOukgLIgkYgNDbw/QCKABIAIgBAUIJCgdfYW1vdW50Ik0KHlNldExvd0JhbGFuY2VUaHJlc2hvbGRSZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldCLPAQoFVG9wVXASCgoCaWQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDgoGYW1vdW50GAMgASgDEhAKCGN1cnJlbmN5GAQgASgJEg4KBnN0YXR1cxgFIAEoCRIUCgxjaGVja291dF91cmwYBiABKAkSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKeAQoSQ3JlYXRlVG9wVXBSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESHAoGYW1vdW50GAIgASgDQgy6SAkiBxiAreIEKGQSJgoIY3VycmVuY3kYAyABKAlCFLpIEXIPMg1eKFtBLVpdezN9KT8kEh8KCnJldHVybl91cmwYBCABKAlCC7pICHIGGNAPiAEBIkEKE0NyZWF0ZVRvcFVwUmVzcG9uc2USKgoGdG9wX3VwGAEgASgLMhouc2t5cGFuZWwuYmlsbGluZy52MS5Ub3BVcCI2ChFMaXN0VG9wVXBzUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBIkEKEkxpc3RUb3BVcHNSZXNwb25zZRIrCgd0b3BfdXBzGAEgAygLMhouc2t5cGFuZWwuYmlsbGluZy52MS5Ub3BVcCJbChpTdXNwZW5kT3JnYW5pemF0aW9uUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQAxj0AyJKChtTdXNwZW5kT3JnYW5pemF0aW9uUmVzcG9uc2USKwoGd2FsbGV0GAEgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQiWgoZUmVzdW1lT3JnYW5pemF0aW9uUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEhoKBnJlYXNvbhgCIAEoCUIKukgHcgUQAxj0AyJJChpSZXN1bWVPcmdhbml6YXRpb25SZXNwb25zZRIrCgZ3YWxsZXQYASABKAsyGy5za3lwYW5lbC5iaWxsaW5nLnYxLldhbGxldCLNAQoVR2V0VXNhZ2VSZXBvcnRSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGwoGYXBwX2lkGAIgASgJQgu6SAjYAQFyA7ABARIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoGYnVja2V0GAUgASgJQhK6SA9yDVIAUgRob3VyUgNkYXkiXQoKVXNhZ2VQb2ludBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGYW1vdW50GAIgASgDEhQKDHVuaXRfc2Vjb25kcxgDIAEoAyJvCg1SZXNvdXJjZVVzYWdlEhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIOCgZhbW91bnQYBCABKAMSFAoMdW5pdF9zZWNvbmRzGAUgASgDIoMCChZHZXRVc2FnZVJlcG9ydFJlc3BvbnNlEi8KBnBvaW50cxgBIAMoCzIfLnNreXBhbmVsLmJpbGxpbmcudjEuVXNhZ2VQb2ludBI1CglyZXNvdXJjZXMYAiADKAsyIi5za3lwYW5lbC5iaWxsaW5nLnYxLlJlc291cmNlVXNhZ2USDQoFdG90YWwYAyABKAMSEAoIY3VycmVuY3kYBCABKAkSDgoGYnVja2V0GAUgASgJEigKBGZyb20YBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKmAQoSRXhwb3J0VXNhZ2VSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGwoGYXBwX2lkGAIgASgJQgu6SAjYAQFyA7ABARIoCgRmcm9tGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoERmlsZRIQCghmaWxlbmFtZRgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSDwoHY29udGVudBgDIAEoDCI+ChNFeHBvcnRVc2FnZVJlc3BvbnNlEicKBGZpbGUYASABKAsyGS5za3lwYW5lbC5iaWxsaW5nLnYxLkZpbGUitgIKB0ludm9pY2USDgoGbnVtYmVyGAEgASgJEg0KBW1vbnRoGAIgASgJEjAKDHBlcmlvZF9zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcGVyaW9kX2VuZBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc3RhdHVzGAUgASgJEhAKCGN1cnJlbmN5GAYgASgJEg0KBXRvdGFsGAcgASgDEi0KCWlzc3VlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoFbGluZXMYCSADKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLkludm9pY2VMaW5lEhkKEW9yZ2FuaXphdGlvbl9uYW1lGAogASgJInQKC0ludm9pY2VMaW5lEhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSFAoMdW5pdF9zZWNvbmRzGAQgASgDEg4KBmFtb3VudBgFIAEoAyI4ChNMaXN0SW52b2ljZXNSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiRgoUTGlzdEludm9pY2VzUmVzcG9uc2USLgoIaW52b2ljZXMYASADKAsyHC5za3lwYW5lbC5iaWxsaW5nLnYxLkludm9pY2UiaAoRR2V0SW52b2ljZVJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIwCgVtb250aBgCIAEoCUIhukgechwyGl5bMC05XXs0fS0oMFsxLTldfDFbMC0yXSkkIkMKEkdldEludm9pY2VSZXNwb25zZRItCgdpbnZvaWNlGAEgASgLMhwuc2t5cGFuZWwuYmlsbGluZy52MS5JbnZvaWNlIo4BChZEb3dubG9hZEludm9pY2VSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESMAoFbW9udGgYAiABKAlCIbpIHnIcMhpeWzAtOV17NH0tKDBbMS05XXwxWzAtMl0pJBIfCgZmb3JtYXQYAyABKAlCD7pIDHIKUgNwZGZSA2NzdiJCChdEb3dubG9hZEludm9pY2VSZXNwb25zZRInCgRmaWxlGAEgASgLMhkuc2t5cGFuZWwuYmlsbGluZy52MS5GaWxlIl8KEkxpc3RXYWxsZXRzUmVxdWVzdBIWCgVxdWVyeRgBIAEoCUIHukgEcgIYZBIxCgVzdGF0ZRgCIAEoCUIiukgfch1SAFICb2tSA2xvd1IFZ3JhY2VSCXN1c3BlbmRlZCJcChJPcmdhbml6YXRpb25XYWxsZXQSKwoGd2FsbGV0GAEgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQSGQoRb3JnYW5pemF0aW9uX25hbWUYAiABKAkiTwoTTGlzdFdhbGxldHNSZXNwb25zZRI4Cgd3YWxsZXRzGAEgAygLMicuc2t5cGFuZWwuYmlsbGluZy52MS5Pcmdhbml6YXRpb25XYWxsZXQiZwoTR2V0QW5hbHl0aWNzUmVxdWVzdBIoCgRmcm9tGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoHUmV2ZW51ZRIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIY3VycmVuY3kYAiABKAkSDgoGYW1vdW50GAMgASgDIikKCEFwcENvdW50Eg4KBnN0YXR1cxgBIAEoCRINCgVjb3VudBgCIAEoAyKvAQoPQ2x1c3RlckNhcGFjaXR5EhIKCmNsdXN0ZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIcChRjcHVfbWlsbGlzX2FsbG9jYXRlZBgDIAEoAxIcChRjcHVfbWlsbGlzX2F2YWlsYWJsZRgEIAEoAxIeChZtZW1vcnlfYnl0ZXNfYWxsb2NhdGVkGAUgASgDEh4KFm1lbW9yeV9ieXRlc19hdmFpbGFibGUYBiABKAMiXAoRT3JnYW5pemF0aW9uU3BlbmQSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEAoIY3VycmVuY3kYAyABKAkSDgoGYW1vdW50GAQgASgDIuUCChRHZXRBbmFseXRpY3NSZXNwb25zZRI0Cg5yZXZlbnVlX2J5X2RheRgBIAMoCzIcLnNreXBhbmVsLmJpbGxpbmcudjEuUmV2ZW51ZRI2ChByZXZlbnVlX2J5X21vbnRoGAIgAygLMhwuc2t5cGFuZWwuYmlsbGluZy52MS5SZXZlbnVlEjUKDmFwcHNfYnlfc3RhdHVzGAMgAygLMh0uc2t5cGFuZWwuYmlsbGluZy52MS5BcHBDb3VudBI2CghjbHVzdGVycxgEIAMoCzIkLnNreXBhbmVsLmJpbGxpbmcudjEuQ2x1c3RlckNhcGFjaXR5EkEKEXRvcF9vcmdhbml6YXRpb25zGAUgAygLMiYuc2t5cGFuZWwuYmlsbGluZy52MS5Pcmdhbml6YXRpb25TcGVuZBItCgd0b3BfdXBzGAYgAygLMhwuc2t5cGFuZWwuYmlsbGluZy52MS5SZXZlbnVlIhQKElJ1bk1ldGVyaW5nUmVxdWVzdCIVChNSdW5NZXRlcmluZ1Jlc3BvbnNlIrsBCg1QcmljZU92ZXJyaWRlEhcKCnVuaXRfcHJpY2UYASABKANIAIgBARIyCg5lZmZlY3RpdmVfZnJvbRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGc2V0X2J5GAMgASgJEg4KBnJlYXNvbhgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEINCgtfdW5pdF9wcmljZSKjAQoSU2V0QXBwUHJpY2VSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQESGAoGYXBwX2lkGAIgASgJQgi6SAVyA7ABARIlCgp1bml0X3ByaWNlGAMgASgDQgy6SAkiBxiAwtcvKABIAIgBARIaCgZyZWFzb24YBCABKAlCCrpIB3IFEAMY9ANCDQoLX3VuaXRfcHJpY2UiSwoTU2V0QXBwUHJpY2VSZXNwb25zZRI0CghvdmVycmlkZRgBIAEoCzIiLnNreXBhbmVsLmJpbGxpbmcudjEuUHJpY2VPdmVycmlkZSJTChRMaXN0QXBwUHJpY2VzUmVxdWVzdBIhCg9vcmdhbml6YXRpb25faWQYASABKAlCCLpIBXIDsAEBEhgKBmFwcF9pZBgCIAEoCUIIukgFcgOwAQEiTgoVTGlzdEFwcFByaWNlc1Jlc3BvbnNlEjUKCW92ZXJyaWRlcxgBIAMoCzIiLnNreXBhbmVsLmJpbGxpbmcudjEuUHJpY2VPdmVycmlkZSI1ChBHZXRXYWxsZXRSZXF1ZXN0EiEKD29yZ2FuaXphdGlvbl9pZBgBIAEoCUIIukgFcgOwAQEiQAoRR2V0V2FsbGV0UmVzcG9uc2USKwoGd2FsbGV0GAEgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQieAoXTGlzdFRyYW5zYWN0aW9uc1JlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIdCglwYWdlX3NpemUYAiABKAVCCrpIBxoFGPQDKAASGwoKcGFnZV90b2tlbhgDIAEoCUIHukgEcgIYKCJrChhMaXN0VHJhbnNhY3Rpb25zUmVzcG9uc2USNgoMdHJhbnNhY3Rpb25zGAEgAygLMiAuc2t5cGFuZWwuYmlsbGluZy52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwEKEExpc3RVc2FnZVJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZwoRTGlzdFVzYWdlUmVzcG9uc2USMQoHY2hhcmdlcxgBIAMoCzIgLnNreXBhbmVsLmJpbGxpbmcudjEuVXNhZ2VDaGFyZ2USDQoFdG90YWwYAiABKAMSEAoIY3VycmVuY3kYAyABKAkimQEKE0NyZWRpdFdhbGxldFJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARIeCgZhbW91bnQYAiABKANCDrpICyIJGIDQ28P0AiAAEiMKCGN1cnJlbmN5GAMgASgJQhG6SA5yDDIKXltBLVpdezN9JBIaCgZyZWFzb24YBCABKAlCCrpIB3IFEAMY9AMiegoUQ3JlZGl0V2FsbGV0UmVzcG9uc2USNQoLdHJhbnNhY3Rpb24YASABKAsyIC5za3lwYW5lbC5iaWxsaW5nLnYxLlRyYW5zYWN0aW9uEisKBndhbGxldBgCIAEoCzIbLnNreXBhbmVsLmJpbGxpbmcudjEuV2FsbGV0In0KE0FkanVzdFdhbGxldFJlcXVlc3QSIQoPb3JnYW5pemF0aW9uX2lkGAEgASgJQgi6SAVyA7ABARInCgZhbW91bnQYAiABKANCF7pIFCISGIDQ28P0AiiAsKS8i/3///8BEhoKBnJlYXNvbhgDIAEoCUIKukgHcgUQAxj0AyJ6ChRBZGp1c3RXYWxsZXRSZXNwb25zZRI1Cgt0cmFuc2FjdGlvbhgBIAEoCzIgLnNreXBhbmVsLmJpbGxpbmcudjEuVHJhbnNhY3Rpb24SKwoGd2FsbGV0GAIgASgLMhsuc2t5cGFuZWwuYmlsbGluZy52MS5XYWxsZXQyqxAKDkJpbGxpbmdTZXJ2aWNlEloKCUdldFdhbGxldBIlLnNreXBhbmVsLmJpbGxpbmcudjEuR2V0V2FsbGV0UmVxdWVzdBomLnNreXBhbmVsLmJpbGxpbmcudjEuR2V0V2FsbGV0UmVzcG9uc2USbwoQTGlzdFRyYW5zYWN0aW9ucxIsLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFRyYW5zYWN0aW9uc1JlcXVlc3QaLS5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRJaCglMaXN0VXNhZ2USJS5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RVc2FnZVJlcXVlc3QaJi5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RVc2FnZVJlc3BvbnNlEmMKDENyZWRpdFdhbGxldBIoLnNreXBhbmVsLmJpbGxpbmcudjEuQ3JlZGl0V2FsbGV0UmVxdWVzdBopLnNreXBhbmVsLmJpbGxpbmcudjEuQ3JlZGl0V2FsbGV0UmVzcG9uc2USYwoMQWRqdXN0V2FsbGV0Eiguc2t5cGFuZWwuYmlsbGluZy52MS5BZGp1c3RXYWxsZXRSZXF1ZXN0Gikuc2t5cGFuZWwuYmlsbGluZy52MS5BZGp1c3RXYWxsZXRSZXNwb25zZRJgCgtTZXRBcHBQcmljZRInLnNreXBhbmVsLmJpbGxpbmcudjEuU2V0QXBwUHJpY2VSZXF1ZXN0Giguc2t5cGFuZWwuYmlsbGluZy52MS5TZXRBcHBQcmljZVJlc3BvbnNlEmYKDUxpc3RBcHBQcmljZXMSKS5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RBcHBQcmljZXNSZXF1ZXN0Giouc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0QXBwUHJpY2VzUmVzcG9uc2USgQEKFlNldExvd0JhbGFuY2VUaHJlc2hvbGQSMi5za3lwYW5lbC5iaWxsaW5nLnYxLlNldExvd0JhbGFuY2VUaHJlc2hvbGRSZXF1ZXN0GjMuc2t5cGFuZWwuYmlsbGluZy52MS5TZXRMb3dCYWxhbmNlVGhyZXNob2xkUmVzcG9uc2USYAoLQ3JlYXRlVG9wVXASJy5za3lwYW5lbC5iaWxsaW5nLnYxLkNyZWF0ZVRvcFVwUmVxdWVzdBooLnNreXBhbmVsLmJpbGxpbmcudjEuQ3JlYXRlVG9wVXBSZXNwb25zZRJdCgpMaXN0VG9wVXBzEiYuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0VG9wVXBzUmVxdWVzdBonLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFRvcFVwc1Jlc3BvbnNlEngKE1N1c3BlbmRPcmdhbml6YXRpb24SLy5za3lwYW5lbC5iaWxsaW5nLnYxLlN1c3BlbmRPcmdhbml6YXRpb25SZXF1ZXN0GjAuc2t5cGFuZWwuYmlsbGluZy52MS5TdXNwZW5kT3JnYW5pemF0aW9uUmVzcG9uc2USdQoSUmVzdW1lT3JnYW5pemF0aW9uEi4uc2t5cGFuZWwuYmlsbGluZy52MS5SZXN1bWVPcmdhbml6YXRpb25SZXF1ZXN0Gi8uc2t5cGFuZWwuYmlsbGluZy52MS5SZXN1bWVPcmdhbml6YXRpb25SZXNwb25zZRJpCg5HZXRVc2FnZVJlcG9ydBIqLnNreXBhbmVsLmJpbGxpbmcudjEuR2V0VXNhZ2VSZXBvcnRSZXF1ZXN0Gisuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRVc2FnZVJlcG9ydFJlc3BvbnNlEmAKC0V4cG9ydFVzYWdlEicuc2t5cGFuZWwuYmlsbGluZy52MS5FeHBvcnRVc2FnZVJlcXVlc3QaKC5za3lwYW5lbC5iaWxsaW5nLnYxLkV4cG9ydFVzYWdlUmVzcG9uc2USYwoMTGlzdEludm9pY2VzEiguc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0SW52b2ljZXNSZXF1ZXN0Gikuc2t5cGFuZWwuYmlsbGluZy52MS5MaXN0SW52b2ljZXNSZXNwb25zZRJdCgpHZXRJbnZvaWNlEiYuc2t5cGFuZWwuYmlsbGluZy52MS5HZXRJbnZvaWNlUmVxdWVzdBonLnNreXBhbmVsLmJpbGxpbmcudjEuR2V0SW52b2ljZVJlc3BvbnNlEmwKD0Rvd25sb2FkSW52b2ljZRIrLnNreXBhbmVsLmJpbGxpbmcudjEuRG93bmxvYWRJbnZvaWNlUmVxdWVzdBosLnNreXBhbmVsLmJpbGxpbmcudjEuRG93bmxvYWRJbnZvaWNlUmVzcG9uc2USYAoLTGlzdFdhbGxldHMSJy5za3lwYW5lbC5iaWxsaW5nLnYxLkxpc3RXYWxsZXRzUmVxdWVzdBooLnNreXBhbmVsLmJpbGxpbmcudjEuTGlzdFdhbGxldHNSZXNwb25zZRJjCgxHZXRBbmFseXRpY3MSKC5za3lwYW5lbC5iaWxsaW5nLnYxLkdldEFuYWx5dGljc1JlcXVlc3QaKS5za3lwYW5lbC5iaWxsaW5nLnYxLkdldEFuYWx5dGljc1Jlc3BvbnNlEmAKC1J1bk1ldGVyaW5nEicuc2t5cGFuZWwuYmlsbGluZy52MS5SdW5NZXRlcmluZ1JlcXVlc3QaKC5za3lwYW5lbC5iaWxsaW5nLnYxLlJ1bk1ldGVyaW5nUmVzcG9uc2VCywEKF2NvbS5za3lwYW5lbC5iaWxsaW5nLnYxQgxCaWxsaW5nUHJvdG9QAVo0c2t5cGFuZWwvc2hhcmVkL2dlbi9nby9za3lwYW5lbC9iaWxsaW5nL3YxO2JpbGxpbmd2MaICA1NCWKoCE1NreXBhbmVsLkJpbGxpbmcuVjHKAhNTa3lwYW5lbFxCaWxsaW5nXFYx4gIfU2t5cGFuZWxcQmlsbGluZ1xWMVxHUEJNZXRhZGF0YeoCFVNreXBhbmVsOjpCaWxsaW5nOjpWMWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * Wallet is an organization's prepaid balance.
@@ -44,6 +44,44 @@ export type Wallet = Message<"skypanel.billing.v1.Wallet"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 4;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * state is ok, low (at or under the low-balance threshold), grace (negative, apps still
+   * run until grace_ends_at) or suspended (apps scaled to 0).
+   *
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * low_balance_threshold is the balance, in minor units, at or under which the organization
+   * is warned: its own if set, else the platform's.
+   *
+   * @generated from field: int64 low_balance_threshold = 6;
+   */
+  lowBalanceThreshold: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp grace_ends_at = 7;
+   */
+  graceEndsAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp suspended_at = 8;
+   */
+  suspendedAt?: Timestamp | undefined;
+
+  /**
+   * suspended_by is billing (the grace period ran out) or admin.
+   *
+   * @generated from field: string suspended_by = 9;
+   */
+  suspendedBy: string;
+
+  /**
+   * @generated from field: string suspend_reason = 10;
+   */
+  suspendReason: string;
 };
 
 /**
@@ -169,6 +207,1034 @@ export const UsageChargeSchema: GenMessage<UsageCharge> = /*@__PURE__*/
   messageDesc(file_skypanel_billing_v1_billing, 2);
 
 /**
+ * @generated from message skypanel.billing.v1.SetLowBalanceThresholdRequest
+ */
+export type SetLowBalanceThresholdRequest = Message<"skypanel.billing.v1.SetLowBalanceThresholdRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: optional int64 amount = 2;
+   */
+  amount?: bigint | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SetLowBalanceThresholdRequest.
+ * Use `create(SetLowBalanceThresholdRequestSchema)` to create a new message.
+ */
+export const SetLowBalanceThresholdRequestSchema: GenMessage<SetLowBalanceThresholdRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 3);
+
+/**
+ * @generated from message skypanel.billing.v1.SetLowBalanceThresholdResponse
+ */
+export type SetLowBalanceThresholdResponse = Message<"skypanel.billing.v1.SetLowBalanceThresholdResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.Wallet wallet = 1;
+   */
+  wallet?: Wallet | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SetLowBalanceThresholdResponse.
+ * Use `create(SetLowBalanceThresholdResponseSchema)` to create a new message.
+ */
+export const SetLowBalanceThresholdResponseSchema: GenMessage<SetLowBalanceThresholdResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 4);
+
+/**
+ * TopUp is a payment into a wallet through the payment provider.
+ *
+ * @generated from message skypanel.billing.v1.TopUp
+ */
+export type TopUp = Message<"skypanel.billing.v1.TopUp"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * provider names the payment provider: stripe, or test.
+   *
+   * @generated from field: string provider = 2;
+   */
+  provider: string;
+
+  /**
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+
+  /**
+   * status is open (waiting for the payment), paid, expired or failed.
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * checkout_url is the page to pay on while the top-up is open.
+   *
+   * @generated from field: string checkout_url = 6;
+   */
+  checkoutUrl: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 7;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp completed_at = 8;
+   */
+  completedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.TopUp.
+ * Use `create(TopUpSchema)` to create a new message.
+ */
+export const TopUpSchema: GenMessage<TopUp> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 5);
+
+/**
+ * @generated from message skypanel.billing.v1.CreateTopUpRequest
+ */
+export type CreateTopUpRequest = Message<"skypanel.billing.v1.CreateTopUpRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * amount in minor units; at least 1.00 and at most 100,000.00 of the currency.
+   *
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * currency must be the wallet's; empty means the wallet's, or the platform's for a new one.
+   *
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * return_url is the dashboard page the provider sends the payer back to.
+   *
+   * @generated from field: string return_url = 4;
+   */
+  returnUrl: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.CreateTopUpRequest.
+ * Use `create(CreateTopUpRequestSchema)` to create a new message.
+ */
+export const CreateTopUpRequestSchema: GenMessage<CreateTopUpRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 6);
+
+/**
+ * @generated from message skypanel.billing.v1.CreateTopUpResponse
+ */
+export type CreateTopUpResponse = Message<"skypanel.billing.v1.CreateTopUpResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.TopUp top_up = 1;
+   */
+  topUp?: TopUp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.CreateTopUpResponse.
+ * Use `create(CreateTopUpResponseSchema)` to create a new message.
+ */
+export const CreateTopUpResponseSchema: GenMessage<CreateTopUpResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 7);
+
+/**
+ * @generated from message skypanel.billing.v1.ListTopUpsRequest
+ */
+export type ListTopUpsRequest = Message<"skypanel.billing.v1.ListTopUpsRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListTopUpsRequest.
+ * Use `create(ListTopUpsRequestSchema)` to create a new message.
+ */
+export const ListTopUpsRequestSchema: GenMessage<ListTopUpsRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 8);
+
+/**
+ * @generated from message skypanel.billing.v1.ListTopUpsResponse
+ */
+export type ListTopUpsResponse = Message<"skypanel.billing.v1.ListTopUpsResponse"> & {
+  /**
+   * @generated from field: repeated skypanel.billing.v1.TopUp top_ups = 1;
+   */
+  topUps: TopUp[];
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListTopUpsResponse.
+ * Use `create(ListTopUpsResponseSchema)` to create a new message.
+ */
+export const ListTopUpsResponseSchema: GenMessage<ListTopUpsResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 9);
+
+/**
+ * @generated from message skypanel.billing.v1.SuspendOrganizationRequest
+ */
+export type SuspendOrganizationRequest = Message<"skypanel.billing.v1.SuspendOrganizationRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SuspendOrganizationRequest.
+ * Use `create(SuspendOrganizationRequestSchema)` to create a new message.
+ */
+export const SuspendOrganizationRequestSchema: GenMessage<SuspendOrganizationRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 10);
+
+/**
+ * @generated from message skypanel.billing.v1.SuspendOrganizationResponse
+ */
+export type SuspendOrganizationResponse = Message<"skypanel.billing.v1.SuspendOrganizationResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.Wallet wallet = 1;
+   */
+  wallet?: Wallet | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.SuspendOrganizationResponse.
+ * Use `create(SuspendOrganizationResponseSchema)` to create a new message.
+ */
+export const SuspendOrganizationResponseSchema: GenMessage<SuspendOrganizationResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 11);
+
+/**
+ * @generated from message skypanel.billing.v1.ResumeOrganizationRequest
+ */
+export type ResumeOrganizationRequest = Message<"skypanel.billing.v1.ResumeOrganizationRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ResumeOrganizationRequest.
+ * Use `create(ResumeOrganizationRequestSchema)` to create a new message.
+ */
+export const ResumeOrganizationRequestSchema: GenMessage<ResumeOrganizationRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 12);
+
+/**
+ * @generated from message skypanel.billing.v1.ResumeOrganizationResponse
+ */
+export type ResumeOrganizationResponse = Message<"skypanel.billing.v1.ResumeOrganizationResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.Wallet wallet = 1;
+   */
+  wallet?: Wallet | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ResumeOrganizationResponse.
+ * Use `create(ResumeOrganizationResponseSchema)` to create a new message.
+ */
+export const ResumeOrganizationResponseSchema: GenMessage<ResumeOrganizationResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 13);
+
+/**
+ * @generated from message skypanel.billing.v1.GetUsageReportRequest
+ */
+export type GetUsageReportRequest = Message<"skypanel.billing.v1.GetUsageReportRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * app_id narrows the report to one app.
+   *
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+
+  /**
+   * from and to bound the report (at most 92 days); default: the last 24 hours.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 3;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 4;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * bucket is hour or day; default: hour up to 7 days, day beyond.
+   *
+   * @generated from field: string bucket = 5;
+   */
+  bucket: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetUsageReportRequest.
+ * Use `create(GetUsageReportRequestSchema)` to create a new message.
+ */
+export const GetUsageReportRequestSchema: GenMessage<GetUsageReportRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 14);
+
+/**
+ * UsagePoint is the usage of one bucket.
+ *
+ * @generated from message skypanel.billing.v1.UsagePoint
+ */
+export type UsagePoint = Message<"skypanel.billing.v1.UsagePoint"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 amount = 2;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: int64 unit_seconds = 3;
+   */
+  unitSeconds: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.UsagePoint.
+ * Use `create(UsagePointSchema)` to create a new message.
+ */
+export const UsagePointSchema: GenMessage<UsagePoint> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 15);
+
+/**
+ * ResourceUsage is one resource's usage over a report's range.
+ *
+ * @generated from message skypanel.billing.v1.ResourceUsage
+ */
+export type ResourceUsage = Message<"skypanel.billing.v1.ResourceUsage"> & {
+  /**
+   * @generated from field: string resource_type = 1;
+   */
+  resourceType: string;
+
+  /**
+   * @generated from field: string resource_id = 2;
+   */
+  resourceId: string;
+
+  /**
+   * name is the app's or cluster's name, or empty when it no longer exists.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 amount = 4;
+   */
+  amount: bigint;
+
+  /**
+   * @generated from field: int64 unit_seconds = 5;
+   */
+  unitSeconds: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ResourceUsage.
+ * Use `create(ResourceUsageSchema)` to create a new message.
+ */
+export const ResourceUsageSchema: GenMessage<ResourceUsage> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 16);
+
+/**
+ * @generated from message skypanel.billing.v1.GetUsageReportResponse
+ */
+export type GetUsageReportResponse = Message<"skypanel.billing.v1.GetUsageReportResponse"> & {
+  /**
+   * @generated from field: repeated skypanel.billing.v1.UsagePoint points = 1;
+   */
+  points: UsagePoint[];
+
+  /**
+   * @generated from field: repeated skypanel.billing.v1.ResourceUsage resources = 2;
+   */
+  resources: ResourceUsage[];
+
+  /**
+   * @generated from field: int64 total = 3;
+   */
+  total: bigint;
+
+  /**
+   * @generated from field: string currency = 4;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: string bucket = 5;
+   */
+  bucket: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 6;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 7;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetUsageReportResponse.
+ * Use `create(GetUsageReportResponseSchema)` to create a new message.
+ */
+export const GetUsageReportResponseSchema: GenMessage<GetUsageReportResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 17);
+
+/**
+ * @generated from message skypanel.billing.v1.ExportUsageRequest
+ */
+export type ExportUsageRequest = Message<"skypanel.billing.v1.ExportUsageRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp from = 3;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 4;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ExportUsageRequest.
+ * Use `create(ExportUsageRequestSchema)` to create a new message.
+ */
+export const ExportUsageRequestSchema: GenMessage<ExportUsageRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 18);
+
+/**
+ * File is a document to download.
+ *
+ * @generated from message skypanel.billing.v1.File
+ */
+export type File = Message<"skypanel.billing.v1.File"> & {
+  /**
+   * @generated from field: string filename = 1;
+   */
+  filename: string;
+
+  /**
+   * @generated from field: string content_type = 2;
+   */
+  contentType: string;
+
+  /**
+   * @generated from field: bytes content = 3;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.File.
+ * Use `create(FileSchema)` to create a new message.
+ */
+export const FileSchema: GenMessage<File> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 19);
+
+/**
+ * @generated from message skypanel.billing.v1.ExportUsageResponse
+ */
+export type ExportUsageResponse = Message<"skypanel.billing.v1.ExportUsageResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.File file = 1;
+   */
+  file?: File | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ExportUsageResponse.
+ * Use `create(ExportUsageResponseSchema)` to create a new message.
+ */
+export const ExportUsageResponseSchema: GenMessage<ExportUsageResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 20);
+
+/**
+ * Invoice is one organization's charges for one calendar month (UTC).
+ *
+ * @generated from message skypanel.billing.v1.Invoice
+ */
+export type Invoice = Message<"skypanel.billing.v1.Invoice"> & {
+  /**
+   * number is unique on the platform, e.g. SP-202611-0001A2B3; empty for a draft.
+   *
+   * @generated from field: string number = 1;
+   */
+  number: string;
+
+  /**
+   * month is YYYY-MM.
+   *
+   * @generated from field: string month = 2;
+   */
+  month: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_start = 3;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_end = 4;
+   */
+  periodEnd?: Timestamp | undefined;
+
+  /**
+   * status is draft (the month is not over) or issued.
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string currency = 6;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int64 total = 7;
+   */
+  total: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issued_at = 8;
+   */
+  issuedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: repeated skypanel.billing.v1.InvoiceLine lines = 9;
+   */
+  lines: InvoiceLine[];
+
+  /**
+   * @generated from field: string organization_name = 10;
+   */
+  organizationName: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.Invoice.
+ * Use `create(InvoiceSchema)` to create a new message.
+ */
+export const InvoiceSchema: GenMessage<Invoice> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 21);
+
+/**
+ * InvoiceLine is one resource's charges in the invoice's month.
+ *
+ * @generated from message skypanel.billing.v1.InvoiceLine
+ */
+export type InvoiceLine = Message<"skypanel.billing.v1.InvoiceLine"> & {
+  /**
+   * @generated from field: string resource_type = 1;
+   */
+  resourceType: string;
+
+  /**
+   * @generated from field: string resource_id = 2;
+   */
+  resourceId: string;
+
+  /**
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * unit_seconds is quantity × seconds run; hours is it / 3600.
+   *
+   * @generated from field: int64 unit_seconds = 4;
+   */
+  unitSeconds: bigint;
+
+  /**
+   * @generated from field: int64 amount = 5;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.InvoiceLine.
+ * Use `create(InvoiceLineSchema)` to create a new message.
+ */
+export const InvoiceLineSchema: GenMessage<InvoiceLine> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 22);
+
+/**
+ * @generated from message skypanel.billing.v1.ListInvoicesRequest
+ */
+export type ListInvoicesRequest = Message<"skypanel.billing.v1.ListInvoicesRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListInvoicesRequest.
+ * Use `create(ListInvoicesRequestSchema)` to create a new message.
+ */
+export const ListInvoicesRequestSchema: GenMessage<ListInvoicesRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 23);
+
+/**
+ * @generated from message skypanel.billing.v1.ListInvoicesResponse
+ */
+export type ListInvoicesResponse = Message<"skypanel.billing.v1.ListInvoicesResponse"> & {
+  /**
+   * invoices carry no lines here.
+   *
+   * @generated from field: repeated skypanel.billing.v1.Invoice invoices = 1;
+   */
+  invoices: Invoice[];
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListInvoicesResponse.
+ * Use `create(ListInvoicesResponseSchema)` to create a new message.
+ */
+export const ListInvoicesResponseSchema: GenMessage<ListInvoicesResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 24);
+
+/**
+ * @generated from message skypanel.billing.v1.GetInvoiceRequest
+ */
+export type GetInvoiceRequest = Message<"skypanel.billing.v1.GetInvoiceRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string month = 2;
+   */
+  month: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetInvoiceRequest.
+ * Use `create(GetInvoiceRequestSchema)` to create a new message.
+ */
+export const GetInvoiceRequestSchema: GenMessage<GetInvoiceRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 25);
+
+/**
+ * @generated from message skypanel.billing.v1.GetInvoiceResponse
+ */
+export type GetInvoiceResponse = Message<"skypanel.billing.v1.GetInvoiceResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.Invoice invoice = 1;
+   */
+  invoice?: Invoice | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetInvoiceResponse.
+ * Use `create(GetInvoiceResponseSchema)` to create a new message.
+ */
+export const GetInvoiceResponseSchema: GenMessage<GetInvoiceResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 26);
+
+/**
+ * @generated from message skypanel.billing.v1.DownloadInvoiceRequest
+ */
+export type DownloadInvoiceRequest = Message<"skypanel.billing.v1.DownloadInvoiceRequest"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string month = 2;
+   */
+  month: string;
+
+  /**
+   * @generated from field: string format = 3;
+   */
+  format: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.DownloadInvoiceRequest.
+ * Use `create(DownloadInvoiceRequestSchema)` to create a new message.
+ */
+export const DownloadInvoiceRequestSchema: GenMessage<DownloadInvoiceRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 27);
+
+/**
+ * @generated from message skypanel.billing.v1.DownloadInvoiceResponse
+ */
+export type DownloadInvoiceResponse = Message<"skypanel.billing.v1.DownloadInvoiceResponse"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.File file = 1;
+   */
+  file?: File | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.DownloadInvoiceResponse.
+ * Use `create(DownloadInvoiceResponseSchema)` to create a new message.
+ */
+export const DownloadInvoiceResponseSchema: GenMessage<DownloadInvoiceResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 28);
+
+/**
+ * @generated from message skypanel.billing.v1.ListWalletsRequest
+ */
+export type ListWalletsRequest = Message<"skypanel.billing.v1.ListWalletsRequest"> & {
+  /**
+   * query filters by organization name or slug.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * state filters by wallet state (ok, low, grace, suspended).
+   *
+   * @generated from field: string state = 2;
+   */
+  state: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListWalletsRequest.
+ * Use `create(ListWalletsRequestSchema)` to create a new message.
+ */
+export const ListWalletsRequestSchema: GenMessage<ListWalletsRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 29);
+
+/**
+ * OrganizationWallet is a wallet with its organization's name.
+ *
+ * @generated from message skypanel.billing.v1.OrganizationWallet
+ */
+export type OrganizationWallet = Message<"skypanel.billing.v1.OrganizationWallet"> & {
+  /**
+   * @generated from field: skypanel.billing.v1.Wallet wallet = 1;
+   */
+  wallet?: Wallet | undefined;
+
+  /**
+   * @generated from field: string organization_name = 2;
+   */
+  organizationName: string;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.OrganizationWallet.
+ * Use `create(OrganizationWalletSchema)` to create a new message.
+ */
+export const OrganizationWalletSchema: GenMessage<OrganizationWallet> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 30);
+
+/**
+ * @generated from message skypanel.billing.v1.ListWalletsResponse
+ */
+export type ListWalletsResponse = Message<"skypanel.billing.v1.ListWalletsResponse"> & {
+  /**
+   * @generated from field: repeated skypanel.billing.v1.OrganizationWallet wallets = 1;
+   */
+  wallets: OrganizationWallet[];
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ListWalletsResponse.
+ * Use `create(ListWalletsResponseSchema)` to create a new message.
+ */
+export const ListWalletsResponseSchema: GenMessage<ListWalletsResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 31);
+
+/**
+ * @generated from message skypanel.billing.v1.GetAnalyticsRequest
+ */
+export type GetAnalyticsRequest = Message<"skypanel.billing.v1.GetAnalyticsRequest"> & {
+  /**
+   * from and to bound the revenue series (at most 400 days); default: the last 30 days.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 1;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp to = 2;
+   */
+  to?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetAnalyticsRequest.
+ * Use `create(GetAnalyticsRequestSchema)` to create a new message.
+ */
+export const GetAnalyticsRequestSchema: GenMessage<GetAnalyticsRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 32);
+
+/**
+ * Revenue is usage charged in one period and currency.
+ *
+ * @generated from message skypanel.billing.v1.Revenue
+ */
+export type Revenue = Message<"skypanel.billing.v1.Revenue"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string currency = 2;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int64 amount = 3;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.Revenue.
+ * Use `create(RevenueSchema)` to create a new message.
+ */
+export const RevenueSchema: GenMessage<Revenue> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 33);
+
+/**
+ * AppCount is how many apps are in one status.
+ *
+ * @generated from message skypanel.billing.v1.AppCount
+ */
+export type AppCount = Message<"skypanel.billing.v1.AppCount"> & {
+  /**
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.AppCount.
+ * Use `create(AppCountSchema)` to create a new message.
+ */
+export const AppCountSchema: GenMessage<AppCount> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 34);
+
+/**
+ * ClusterCapacity is what a cluster's ready nodes have and what apps reserve on them.
+ *
+ * @generated from message skypanel.billing.v1.ClusterCapacity
+ */
+export type ClusterCapacity = Message<"skypanel.billing.v1.ClusterCapacity"> & {
+  /**
+   * @generated from field: string cluster_id = 1;
+   */
+  clusterId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 cpu_millis_allocated = 3;
+   */
+  cpuMillisAllocated: bigint;
+
+  /**
+   * @generated from field: int64 cpu_millis_available = 4;
+   */
+  cpuMillisAvailable: bigint;
+
+  /**
+   * @generated from field: int64 memory_bytes_allocated = 5;
+   */
+  memoryBytesAllocated: bigint;
+
+  /**
+   * @generated from field: int64 memory_bytes_available = 6;
+   */
+  memoryBytesAvailable: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.ClusterCapacity.
+ * Use `create(ClusterCapacitySchema)` to create a new message.
+ */
+export const ClusterCapacitySchema: GenMessage<ClusterCapacity> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 35);
+
+/**
+ * OrganizationSpend is an organization's usage charged in the range.
+ *
+ * @generated from message skypanel.billing.v1.OrganizationSpend
+ */
+export type OrganizationSpend = Message<"skypanel.billing.v1.OrganizationSpend"> & {
+  /**
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string currency = 3;
+   */
+  currency: string;
+
+  /**
+   * @generated from field: int64 amount = 4;
+   */
+  amount: bigint;
+};
+
+/**
+ * Describes the message skypanel.billing.v1.OrganizationSpend.
+ * Use `create(OrganizationSpendSchema)` to create a new message.
+ */
+export const OrganizationSpendSchema: GenMessage<OrganizationSpend> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 36);
+
+/**
+ * @generated from message skypanel.billing.v1.GetAnalyticsResponse
+ */
+export type GetAnalyticsResponse = Message<"skypanel.billing.v1.GetAnalyticsResponse"> & {
+  /**
+   * @generated from field: repeated skypanel.billing.v1.Revenue revenue_by_day = 1;
+   */
+  revenueByDay: Revenue[];
+
+  /**
+   * @generated from field: repeated skypanel.billing.v1.Revenue revenue_by_month = 2;
+   */
+  revenueByMonth: Revenue[];
+
+  /**
+   * @generated from field: repeated skypanel.billing.v1.AppCount apps_by_status = 3;
+   */
+  appsByStatus: AppCount[];
+
+  /**
+   * @generated from field: repeated skypanel.billing.v1.ClusterCapacity clusters = 4;
+   */
+  clusters: ClusterCapacity[];
+
+  /**
+   * top_organizations are the ten that spent most in the range.
+   *
+   * @generated from field: repeated skypanel.billing.v1.OrganizationSpend top_organizations = 5;
+   */
+  topOrganizations: OrganizationSpend[];
+
+  /**
+   * top_ups are payments received in the range, per currency.
+   *
+   * @generated from field: repeated skypanel.billing.v1.Revenue top_ups = 6;
+   */
+  topUps: Revenue[];
+};
+
+/**
+ * Describes the message skypanel.billing.v1.GetAnalyticsResponse.
+ * Use `create(GetAnalyticsResponseSchema)` to create a new message.
+ */
+export const GetAnalyticsResponseSchema: GenMessage<GetAnalyticsResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 37);
+
+/**
+ * @generated from message skypanel.billing.v1.RunMeteringRequest
+ */
+export type RunMeteringRequest = Message<"skypanel.billing.v1.RunMeteringRequest"> & {
+};
+
+/**
+ * Describes the message skypanel.billing.v1.RunMeteringRequest.
+ * Use `create(RunMeteringRequestSchema)` to create a new message.
+ */
+export const RunMeteringRequestSchema: GenMessage<RunMeteringRequest> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 38);
+
+/**
+ * @generated from message skypanel.billing.v1.RunMeteringResponse
+ */
+export type RunMeteringResponse = Message<"skypanel.billing.v1.RunMeteringResponse"> & {
+};
+
+/**
+ * Describes the message skypanel.billing.v1.RunMeteringResponse.
+ * Use `create(RunMeteringResponseSchema)` to create a new message.
+ */
+export const RunMeteringResponseSchema: GenMessage<RunMeteringResponse> = /*@__PURE__*/
+  messageDesc(file_skypanel_billing_v1_billing, 39);
+
+/**
  * PriceOverride is an admin's price for an app from a time on.
  *
  * @generated from message skypanel.billing.v1.PriceOverride
@@ -207,7 +1273,7 @@ export type PriceOverride = Message<"skypanel.billing.v1.PriceOverride"> & {
  * Use `create(PriceOverrideSchema)` to create a new message.
  */
 export const PriceOverrideSchema: GenMessage<PriceOverride> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 3);
+  messageDesc(file_skypanel_billing_v1_billing, 40);
 
 /**
  * @generated from message skypanel.billing.v1.SetAppPriceRequest
@@ -239,7 +1305,7 @@ export type SetAppPriceRequest = Message<"skypanel.billing.v1.SetAppPriceRequest
  * Use `create(SetAppPriceRequestSchema)` to create a new message.
  */
 export const SetAppPriceRequestSchema: GenMessage<SetAppPriceRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 4);
+  messageDesc(file_skypanel_billing_v1_billing, 41);
 
 /**
  * @generated from message skypanel.billing.v1.SetAppPriceResponse
@@ -256,7 +1322,7 @@ export type SetAppPriceResponse = Message<"skypanel.billing.v1.SetAppPriceRespon
  * Use `create(SetAppPriceResponseSchema)` to create a new message.
  */
 export const SetAppPriceResponseSchema: GenMessage<SetAppPriceResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 5);
+  messageDesc(file_skypanel_billing_v1_billing, 42);
 
 /**
  * @generated from message skypanel.billing.v1.ListAppPricesRequest
@@ -278,7 +1344,7 @@ export type ListAppPricesRequest = Message<"skypanel.billing.v1.ListAppPricesReq
  * Use `create(ListAppPricesRequestSchema)` to create a new message.
  */
 export const ListAppPricesRequestSchema: GenMessage<ListAppPricesRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 6);
+  messageDesc(file_skypanel_billing_v1_billing, 43);
 
 /**
  * @generated from message skypanel.billing.v1.ListAppPricesResponse
@@ -295,7 +1361,7 @@ export type ListAppPricesResponse = Message<"skypanel.billing.v1.ListAppPricesRe
  * Use `create(ListAppPricesResponseSchema)` to create a new message.
  */
 export const ListAppPricesResponseSchema: GenMessage<ListAppPricesResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 7);
+  messageDesc(file_skypanel_billing_v1_billing, 44);
 
 /**
  * @generated from message skypanel.billing.v1.GetWalletRequest
@@ -312,7 +1378,7 @@ export type GetWalletRequest = Message<"skypanel.billing.v1.GetWalletRequest"> &
  * Use `create(GetWalletRequestSchema)` to create a new message.
  */
 export const GetWalletRequestSchema: GenMessage<GetWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 8);
+  messageDesc(file_skypanel_billing_v1_billing, 45);
 
 /**
  * @generated from message skypanel.billing.v1.GetWalletResponse
@@ -329,7 +1395,7 @@ export type GetWalletResponse = Message<"skypanel.billing.v1.GetWalletResponse">
  * Use `create(GetWalletResponseSchema)` to create a new message.
  */
 export const GetWalletResponseSchema: GenMessage<GetWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 9);
+  messageDesc(file_skypanel_billing_v1_billing, 46);
 
 /**
  * @generated from message skypanel.billing.v1.ListTransactionsRequest
@@ -356,7 +1422,7 @@ export type ListTransactionsRequest = Message<"skypanel.billing.v1.ListTransacti
  * Use `create(ListTransactionsRequestSchema)` to create a new message.
  */
 export const ListTransactionsRequestSchema: GenMessage<ListTransactionsRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 10);
+  messageDesc(file_skypanel_billing_v1_billing, 47);
 
 /**
  * @generated from message skypanel.billing.v1.ListTransactionsResponse
@@ -378,7 +1444,7 @@ export type ListTransactionsResponse = Message<"skypanel.billing.v1.ListTransact
  * Use `create(ListTransactionsResponseSchema)` to create a new message.
  */
 export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 11);
+  messageDesc(file_skypanel_billing_v1_billing, 48);
 
 /**
  * @generated from message skypanel.billing.v1.ListUsageRequest
@@ -407,7 +1473,7 @@ export type ListUsageRequest = Message<"skypanel.billing.v1.ListUsageRequest"> &
  * Use `create(ListUsageRequestSchema)` to create a new message.
  */
 export const ListUsageRequestSchema: GenMessage<ListUsageRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 12);
+  messageDesc(file_skypanel_billing_v1_billing, 49);
 
 /**
  * @generated from message skypanel.billing.v1.ListUsageResponse
@@ -434,7 +1500,7 @@ export type ListUsageResponse = Message<"skypanel.billing.v1.ListUsageResponse">
  * Use `create(ListUsageResponseSchema)` to create a new message.
  */
 export const ListUsageResponseSchema: GenMessage<ListUsageResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 13);
+  messageDesc(file_skypanel_billing_v1_billing, 50);
 
 /**
  * @generated from message skypanel.billing.v1.CreditWalletRequest
@@ -466,7 +1532,7 @@ export type CreditWalletRequest = Message<"skypanel.billing.v1.CreditWalletReque
  * Use `create(CreditWalletRequestSchema)` to create a new message.
  */
 export const CreditWalletRequestSchema: GenMessage<CreditWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 14);
+  messageDesc(file_skypanel_billing_v1_billing, 51);
 
 /**
  * @generated from message skypanel.billing.v1.CreditWalletResponse
@@ -488,7 +1554,7 @@ export type CreditWalletResponse = Message<"skypanel.billing.v1.CreditWalletResp
  * Use `create(CreditWalletResponseSchema)` to create a new message.
  */
 export const CreditWalletResponseSchema: GenMessage<CreditWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 15);
+  messageDesc(file_skypanel_billing_v1_billing, 52);
 
 /**
  * @generated from message skypanel.billing.v1.AdjustWalletRequest
@@ -515,7 +1581,7 @@ export type AdjustWalletRequest = Message<"skypanel.billing.v1.AdjustWalletReque
  * Use `create(AdjustWalletRequestSchema)` to create a new message.
  */
 export const AdjustWalletRequestSchema: GenMessage<AdjustWalletRequest> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 16);
+  messageDesc(file_skypanel_billing_v1_billing, 53);
 
 /**
  * @generated from message skypanel.billing.v1.AdjustWalletResponse
@@ -537,7 +1603,7 @@ export type AdjustWalletResponse = Message<"skypanel.billing.v1.AdjustWalletResp
  * Use `create(AdjustWalletResponseSchema)` to create a new message.
  */
 export const AdjustWalletResponseSchema: GenMessage<AdjustWalletResponse> = /*@__PURE__*/
-  messageDesc(file_skypanel_billing_v1_billing, 17);
+  messageDesc(file_skypanel_billing_v1_billing, 54);
 
 /**
  * BillingService is an organization's wallet, its ledger and usage; platform admins credit
@@ -614,6 +1680,141 @@ export const BillingService: GenService<{
     methodKind: "unary";
     input: typeof ListAppPricesRequestSchema;
     output: typeof ListAppPricesResponseSchema;
+  },
+  /**
+   * SetLowBalanceThreshold sets the balance under which the organization is warned; without
+   * amount the platform's threshold applies.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.SetLowBalanceThreshold
+   */
+  setLowBalanceThreshold: {
+    methodKind: "unary";
+    input: typeof SetLowBalanceThresholdRequestSchema;
+    output: typeof SetLowBalanceThresholdResponseSchema;
+  },
+  /**
+   * CreateTopUp starts a payment with the platform's payment provider and returns the page
+   * to pay on; the wallet is credited when the provider confirms the payment.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.CreateTopUp
+   */
+  createTopUp: {
+    methodKind: "unary";
+    input: typeof CreateTopUpRequestSchema;
+    output: typeof CreateTopUpResponseSchema;
+  },
+  /**
+   * ListTopUps lists the organization's top-ups, newest first.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ListTopUps
+   */
+  listTopUps: {
+    methodKind: "unary";
+    input: typeof ListTopUpsRequestSchema;
+    output: typeof ListTopUpsResponseSchema;
+  },
+  /**
+   * SuspendOrganization scales every app of the organization to 0 (platform admins); the
+   * edges answer with a suspended page until it is resumed.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.SuspendOrganization
+   */
+  suspendOrganization: {
+    methodKind: "unary";
+    input: typeof SuspendOrganizationRequestSchema;
+    output: typeof SuspendOrganizationResponseSchema;
+  },
+  /**
+   * ResumeOrganization ends a suspension (platform admins); apps run again as they were.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ResumeOrganization
+   */
+  resumeOrganization: {
+    methodKind: "unary";
+    input: typeof ResumeOrganizationRequestSchema;
+    output: typeof ResumeOrganizationResponseSchema;
+  },
+  /**
+   * GetUsageReport sums the organization's (or one app's) usage per hour or day over a range.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.GetUsageReport
+   */
+  getUsageReport: {
+    methodKind: "unary";
+    input: typeof GetUsageReportRequestSchema;
+    output: typeof GetUsageReportResponseSchema;
+  },
+  /**
+   * ExportUsage returns the usage of a range as CSV, one row per resource and hour.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ExportUsage
+   */
+  exportUsage: {
+    methodKind: "unary";
+    input: typeof ExportUsageRequestSchema;
+    output: typeof ExportUsageResponseSchema;
+  },
+  /**
+   * ListInvoices lists the organization's monthly invoices, newest first, and the current
+   * month's draft.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ListInvoices
+   */
+  listInvoices: {
+    methodKind: "unary";
+    input: typeof ListInvoicesRequestSchema;
+    output: typeof ListInvoicesResponseSchema;
+  },
+  /**
+   * GetInvoice returns one month's invoice with its lines (a draft for the current month).
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.GetInvoice
+   */
+  getInvoice: {
+    methodKind: "unary";
+    input: typeof GetInvoiceRequestSchema;
+    output: typeof GetInvoiceResponseSchema;
+  },
+  /**
+   * DownloadInvoice renders one month's invoice as PDF or CSV.
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.DownloadInvoice
+   */
+  downloadInvoice: {
+    methodKind: "unary";
+    input: typeof DownloadInvoiceRequestSchema;
+    output: typeof DownloadInvoiceResponseSchema;
+  },
+  /**
+   * ListWallets lists every organization's wallet and state (platform admins).
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.ListWallets
+   */
+  listWallets: {
+    methodKind: "unary";
+    input: typeof ListWalletsRequestSchema;
+    output: typeof ListWalletsResponseSchema;
+  },
+  /**
+   * GetAnalytics is the platform's revenue, apps and capacity (platform admins).
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.GetAnalytics
+   */
+  getAnalytics: {
+    methodKind: "unary";
+    input: typeof GetAnalyticsRequestSchema;
+    output: typeof GetAnalyticsResponseSchema;
+  },
+  /**
+   * RunMetering meters every complete hour not yet metered now, instead of at the next
+   * hour (platform admins).
+   *
+   * @generated from rpc skypanel.billing.v1.BillingService.RunMetering
+   */
+  runMetering: {
+    methodKind: "unary";
+    input: typeof RunMeteringRequestSchema;
+    output: typeof RunMeteringResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_skypanel_billing_v1_billing, 0);

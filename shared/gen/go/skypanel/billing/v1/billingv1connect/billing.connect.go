@@ -54,6 +54,45 @@ const (
 	// BillingServiceListAppPricesProcedure is the fully-qualified name of the BillingService's
 	// ListAppPrices RPC.
 	BillingServiceListAppPricesProcedure = "/skypanel.billing.v1.BillingService/ListAppPrices"
+	// BillingServiceSetLowBalanceThresholdProcedure is the fully-qualified name of the BillingService's
+	// SetLowBalanceThreshold RPC.
+	BillingServiceSetLowBalanceThresholdProcedure = "/skypanel.billing.v1.BillingService/SetLowBalanceThreshold"
+	// BillingServiceCreateTopUpProcedure is the fully-qualified name of the BillingService's
+	// CreateTopUp RPC.
+	BillingServiceCreateTopUpProcedure = "/skypanel.billing.v1.BillingService/CreateTopUp"
+	// BillingServiceListTopUpsProcedure is the fully-qualified name of the BillingService's ListTopUps
+	// RPC.
+	BillingServiceListTopUpsProcedure = "/skypanel.billing.v1.BillingService/ListTopUps"
+	// BillingServiceSuspendOrganizationProcedure is the fully-qualified name of the BillingService's
+	// SuspendOrganization RPC.
+	BillingServiceSuspendOrganizationProcedure = "/skypanel.billing.v1.BillingService/SuspendOrganization"
+	// BillingServiceResumeOrganizationProcedure is the fully-qualified name of the BillingService's
+	// ResumeOrganization RPC.
+	BillingServiceResumeOrganizationProcedure = "/skypanel.billing.v1.BillingService/ResumeOrganization"
+	// BillingServiceGetUsageReportProcedure is the fully-qualified name of the BillingService's
+	// GetUsageReport RPC.
+	BillingServiceGetUsageReportProcedure = "/skypanel.billing.v1.BillingService/GetUsageReport"
+	// BillingServiceExportUsageProcedure is the fully-qualified name of the BillingService's
+	// ExportUsage RPC.
+	BillingServiceExportUsageProcedure = "/skypanel.billing.v1.BillingService/ExportUsage"
+	// BillingServiceListInvoicesProcedure is the fully-qualified name of the BillingService's
+	// ListInvoices RPC.
+	BillingServiceListInvoicesProcedure = "/skypanel.billing.v1.BillingService/ListInvoices"
+	// BillingServiceGetInvoiceProcedure is the fully-qualified name of the BillingService's GetInvoice
+	// RPC.
+	BillingServiceGetInvoiceProcedure = "/skypanel.billing.v1.BillingService/GetInvoice"
+	// BillingServiceDownloadInvoiceProcedure is the fully-qualified name of the BillingService's
+	// DownloadInvoice RPC.
+	BillingServiceDownloadInvoiceProcedure = "/skypanel.billing.v1.BillingService/DownloadInvoice"
+	// BillingServiceListWalletsProcedure is the fully-qualified name of the BillingService's
+	// ListWallets RPC.
+	BillingServiceListWalletsProcedure = "/skypanel.billing.v1.BillingService/ListWallets"
+	// BillingServiceGetAnalyticsProcedure is the fully-qualified name of the BillingService's
+	// GetAnalytics RPC.
+	BillingServiceGetAnalyticsProcedure = "/skypanel.billing.v1.BillingService/GetAnalytics"
+	// BillingServiceRunMeteringProcedure is the fully-qualified name of the BillingService's
+	// RunMetering RPC.
+	BillingServiceRunMeteringProcedure = "/skypanel.billing.v1.BillingService/RunMetering"
 )
 
 // BillingServiceClient is a client for the skypanel.billing.v1.BillingService service.
@@ -72,6 +111,37 @@ type BillingServiceClient interface {
 	SetAppPrice(context.Context, *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error)
 	// ListAppPrices lists an app's price overrides, newest first (their history is kept).
 	ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error)
+	// SetLowBalanceThreshold sets the balance under which the organization is warned; without
+	// amount the platform's threshold applies.
+	SetLowBalanceThreshold(context.Context, *connect.Request[v1.SetLowBalanceThresholdRequest]) (*connect.Response[v1.SetLowBalanceThresholdResponse], error)
+	// CreateTopUp starts a payment with the platform's payment provider and returns the page
+	// to pay on; the wallet is credited when the provider confirms the payment.
+	CreateTopUp(context.Context, *connect.Request[v1.CreateTopUpRequest]) (*connect.Response[v1.CreateTopUpResponse], error)
+	// ListTopUps lists the organization's top-ups, newest first.
+	ListTopUps(context.Context, *connect.Request[v1.ListTopUpsRequest]) (*connect.Response[v1.ListTopUpsResponse], error)
+	// SuspendOrganization scales every app of the organization to 0 (platform admins); the
+	// edges answer with a suspended page until it is resumed.
+	SuspendOrganization(context.Context, *connect.Request[v1.SuspendOrganizationRequest]) (*connect.Response[v1.SuspendOrganizationResponse], error)
+	// ResumeOrganization ends a suspension (platform admins); apps run again as they were.
+	ResumeOrganization(context.Context, *connect.Request[v1.ResumeOrganizationRequest]) (*connect.Response[v1.ResumeOrganizationResponse], error)
+	// GetUsageReport sums the organization's (or one app's) usage per hour or day over a range.
+	GetUsageReport(context.Context, *connect.Request[v1.GetUsageReportRequest]) (*connect.Response[v1.GetUsageReportResponse], error)
+	// ExportUsage returns the usage of a range as CSV, one row per resource and hour.
+	ExportUsage(context.Context, *connect.Request[v1.ExportUsageRequest]) (*connect.Response[v1.ExportUsageResponse], error)
+	// ListInvoices lists the organization's monthly invoices, newest first, and the current
+	// month's draft.
+	ListInvoices(context.Context, *connect.Request[v1.ListInvoicesRequest]) (*connect.Response[v1.ListInvoicesResponse], error)
+	// GetInvoice returns one month's invoice with its lines (a draft for the current month).
+	GetInvoice(context.Context, *connect.Request[v1.GetInvoiceRequest]) (*connect.Response[v1.GetInvoiceResponse], error)
+	// DownloadInvoice renders one month's invoice as PDF or CSV.
+	DownloadInvoice(context.Context, *connect.Request[v1.DownloadInvoiceRequest]) (*connect.Response[v1.DownloadInvoiceResponse], error)
+	// ListWallets lists every organization's wallet and state (platform admins).
+	ListWallets(context.Context, *connect.Request[v1.ListWalletsRequest]) (*connect.Response[v1.ListWalletsResponse], error)
+	// GetAnalytics is the platform's revenue, apps and capacity (platform admins).
+	GetAnalytics(context.Context, *connect.Request[v1.GetAnalyticsRequest]) (*connect.Response[v1.GetAnalyticsResponse], error)
+	// RunMetering meters every complete hour not yet metered now, instead of at the next
+	// hour (platform admins).
+	RunMetering(context.Context, *connect.Request[v1.RunMeteringRequest]) (*connect.Response[v1.RunMeteringResponse], error)
 }
 
 // NewBillingServiceClient constructs a client for the skypanel.billing.v1.BillingService service.
@@ -127,18 +197,109 @@ func NewBillingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(billingServiceMethods.ByName("ListAppPrices")),
 			connect.WithClientOptions(opts...),
 		),
+		setLowBalanceThreshold: connect.NewClient[v1.SetLowBalanceThresholdRequest, v1.SetLowBalanceThresholdResponse](
+			httpClient,
+			baseURL+BillingServiceSetLowBalanceThresholdProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("SetLowBalanceThreshold")),
+			connect.WithClientOptions(opts...),
+		),
+		createTopUp: connect.NewClient[v1.CreateTopUpRequest, v1.CreateTopUpResponse](
+			httpClient,
+			baseURL+BillingServiceCreateTopUpProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("CreateTopUp")),
+			connect.WithClientOptions(opts...),
+		),
+		listTopUps: connect.NewClient[v1.ListTopUpsRequest, v1.ListTopUpsResponse](
+			httpClient,
+			baseURL+BillingServiceListTopUpsProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ListTopUps")),
+			connect.WithClientOptions(opts...),
+		),
+		suspendOrganization: connect.NewClient[v1.SuspendOrganizationRequest, v1.SuspendOrganizationResponse](
+			httpClient,
+			baseURL+BillingServiceSuspendOrganizationProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("SuspendOrganization")),
+			connect.WithClientOptions(opts...),
+		),
+		resumeOrganization: connect.NewClient[v1.ResumeOrganizationRequest, v1.ResumeOrganizationResponse](
+			httpClient,
+			baseURL+BillingServiceResumeOrganizationProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ResumeOrganization")),
+			connect.WithClientOptions(opts...),
+		),
+		getUsageReport: connect.NewClient[v1.GetUsageReportRequest, v1.GetUsageReportResponse](
+			httpClient,
+			baseURL+BillingServiceGetUsageReportProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("GetUsageReport")),
+			connect.WithClientOptions(opts...),
+		),
+		exportUsage: connect.NewClient[v1.ExportUsageRequest, v1.ExportUsageResponse](
+			httpClient,
+			baseURL+BillingServiceExportUsageProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ExportUsage")),
+			connect.WithClientOptions(opts...),
+		),
+		listInvoices: connect.NewClient[v1.ListInvoicesRequest, v1.ListInvoicesResponse](
+			httpClient,
+			baseURL+BillingServiceListInvoicesProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ListInvoices")),
+			connect.WithClientOptions(opts...),
+		),
+		getInvoice: connect.NewClient[v1.GetInvoiceRequest, v1.GetInvoiceResponse](
+			httpClient,
+			baseURL+BillingServiceGetInvoiceProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("GetInvoice")),
+			connect.WithClientOptions(opts...),
+		),
+		downloadInvoice: connect.NewClient[v1.DownloadInvoiceRequest, v1.DownloadInvoiceResponse](
+			httpClient,
+			baseURL+BillingServiceDownloadInvoiceProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("DownloadInvoice")),
+			connect.WithClientOptions(opts...),
+		),
+		listWallets: connect.NewClient[v1.ListWalletsRequest, v1.ListWalletsResponse](
+			httpClient,
+			baseURL+BillingServiceListWalletsProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("ListWallets")),
+			connect.WithClientOptions(opts...),
+		),
+		getAnalytics: connect.NewClient[v1.GetAnalyticsRequest, v1.GetAnalyticsResponse](
+			httpClient,
+			baseURL+BillingServiceGetAnalyticsProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("GetAnalytics")),
+			connect.WithClientOptions(opts...),
+		),
+		runMetering: connect.NewClient[v1.RunMeteringRequest, v1.RunMeteringResponse](
+			httpClient,
+			baseURL+BillingServiceRunMeteringProcedure,
+			connect.WithSchema(billingServiceMethods.ByName("RunMetering")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // billingServiceClient implements BillingServiceClient.
 type billingServiceClient struct {
-	getWallet        *connect.Client[v1.GetWalletRequest, v1.GetWalletResponse]
-	listTransactions *connect.Client[v1.ListTransactionsRequest, v1.ListTransactionsResponse]
-	listUsage        *connect.Client[v1.ListUsageRequest, v1.ListUsageResponse]
-	creditWallet     *connect.Client[v1.CreditWalletRequest, v1.CreditWalletResponse]
-	adjustWallet     *connect.Client[v1.AdjustWalletRequest, v1.AdjustWalletResponse]
-	setAppPrice      *connect.Client[v1.SetAppPriceRequest, v1.SetAppPriceResponse]
-	listAppPrices    *connect.Client[v1.ListAppPricesRequest, v1.ListAppPricesResponse]
+	getWallet              *connect.Client[v1.GetWalletRequest, v1.GetWalletResponse]
+	listTransactions       *connect.Client[v1.ListTransactionsRequest, v1.ListTransactionsResponse]
+	listUsage              *connect.Client[v1.ListUsageRequest, v1.ListUsageResponse]
+	creditWallet           *connect.Client[v1.CreditWalletRequest, v1.CreditWalletResponse]
+	adjustWallet           *connect.Client[v1.AdjustWalletRequest, v1.AdjustWalletResponse]
+	setAppPrice            *connect.Client[v1.SetAppPriceRequest, v1.SetAppPriceResponse]
+	listAppPrices          *connect.Client[v1.ListAppPricesRequest, v1.ListAppPricesResponse]
+	setLowBalanceThreshold *connect.Client[v1.SetLowBalanceThresholdRequest, v1.SetLowBalanceThresholdResponse]
+	createTopUp            *connect.Client[v1.CreateTopUpRequest, v1.CreateTopUpResponse]
+	listTopUps             *connect.Client[v1.ListTopUpsRequest, v1.ListTopUpsResponse]
+	suspendOrganization    *connect.Client[v1.SuspendOrganizationRequest, v1.SuspendOrganizationResponse]
+	resumeOrganization     *connect.Client[v1.ResumeOrganizationRequest, v1.ResumeOrganizationResponse]
+	getUsageReport         *connect.Client[v1.GetUsageReportRequest, v1.GetUsageReportResponse]
+	exportUsage            *connect.Client[v1.ExportUsageRequest, v1.ExportUsageResponse]
+	listInvoices           *connect.Client[v1.ListInvoicesRequest, v1.ListInvoicesResponse]
+	getInvoice             *connect.Client[v1.GetInvoiceRequest, v1.GetInvoiceResponse]
+	downloadInvoice        *connect.Client[v1.DownloadInvoiceRequest, v1.DownloadInvoiceResponse]
+	listWallets            *connect.Client[v1.ListWalletsRequest, v1.ListWalletsResponse]
+	getAnalytics           *connect.Client[v1.GetAnalyticsRequest, v1.GetAnalyticsResponse]
+	runMetering            *connect.Client[v1.RunMeteringRequest, v1.RunMeteringResponse]
 }
 
 // GetWallet calls skypanel.billing.v1.BillingService.GetWallet.
@@ -176,6 +337,71 @@ func (c *billingServiceClient) ListAppPrices(ctx context.Context, req *connect.R
 	return c.listAppPrices.CallUnary(ctx, req)
 }
 
+// SetLowBalanceThreshold calls skypanel.billing.v1.BillingService.SetLowBalanceThreshold.
+func (c *billingServiceClient) SetLowBalanceThreshold(ctx context.Context, req *connect.Request[v1.SetLowBalanceThresholdRequest]) (*connect.Response[v1.SetLowBalanceThresholdResponse], error) {
+	return c.setLowBalanceThreshold.CallUnary(ctx, req)
+}
+
+// CreateTopUp calls skypanel.billing.v1.BillingService.CreateTopUp.
+func (c *billingServiceClient) CreateTopUp(ctx context.Context, req *connect.Request[v1.CreateTopUpRequest]) (*connect.Response[v1.CreateTopUpResponse], error) {
+	return c.createTopUp.CallUnary(ctx, req)
+}
+
+// ListTopUps calls skypanel.billing.v1.BillingService.ListTopUps.
+func (c *billingServiceClient) ListTopUps(ctx context.Context, req *connect.Request[v1.ListTopUpsRequest]) (*connect.Response[v1.ListTopUpsResponse], error) {
+	return c.listTopUps.CallUnary(ctx, req)
+}
+
+// SuspendOrganization calls skypanel.billing.v1.BillingService.SuspendOrganization.
+func (c *billingServiceClient) SuspendOrganization(ctx context.Context, req *connect.Request[v1.SuspendOrganizationRequest]) (*connect.Response[v1.SuspendOrganizationResponse], error) {
+	return c.suspendOrganization.CallUnary(ctx, req)
+}
+
+// ResumeOrganization calls skypanel.billing.v1.BillingService.ResumeOrganization.
+func (c *billingServiceClient) ResumeOrganization(ctx context.Context, req *connect.Request[v1.ResumeOrganizationRequest]) (*connect.Response[v1.ResumeOrganizationResponse], error) {
+	return c.resumeOrganization.CallUnary(ctx, req)
+}
+
+// GetUsageReport calls skypanel.billing.v1.BillingService.GetUsageReport.
+func (c *billingServiceClient) GetUsageReport(ctx context.Context, req *connect.Request[v1.GetUsageReportRequest]) (*connect.Response[v1.GetUsageReportResponse], error) {
+	return c.getUsageReport.CallUnary(ctx, req)
+}
+
+// ExportUsage calls skypanel.billing.v1.BillingService.ExportUsage.
+func (c *billingServiceClient) ExportUsage(ctx context.Context, req *connect.Request[v1.ExportUsageRequest]) (*connect.Response[v1.ExportUsageResponse], error) {
+	return c.exportUsage.CallUnary(ctx, req)
+}
+
+// ListInvoices calls skypanel.billing.v1.BillingService.ListInvoices.
+func (c *billingServiceClient) ListInvoices(ctx context.Context, req *connect.Request[v1.ListInvoicesRequest]) (*connect.Response[v1.ListInvoicesResponse], error) {
+	return c.listInvoices.CallUnary(ctx, req)
+}
+
+// GetInvoice calls skypanel.billing.v1.BillingService.GetInvoice.
+func (c *billingServiceClient) GetInvoice(ctx context.Context, req *connect.Request[v1.GetInvoiceRequest]) (*connect.Response[v1.GetInvoiceResponse], error) {
+	return c.getInvoice.CallUnary(ctx, req)
+}
+
+// DownloadInvoice calls skypanel.billing.v1.BillingService.DownloadInvoice.
+func (c *billingServiceClient) DownloadInvoice(ctx context.Context, req *connect.Request[v1.DownloadInvoiceRequest]) (*connect.Response[v1.DownloadInvoiceResponse], error) {
+	return c.downloadInvoice.CallUnary(ctx, req)
+}
+
+// ListWallets calls skypanel.billing.v1.BillingService.ListWallets.
+func (c *billingServiceClient) ListWallets(ctx context.Context, req *connect.Request[v1.ListWalletsRequest]) (*connect.Response[v1.ListWalletsResponse], error) {
+	return c.listWallets.CallUnary(ctx, req)
+}
+
+// GetAnalytics calls skypanel.billing.v1.BillingService.GetAnalytics.
+func (c *billingServiceClient) GetAnalytics(ctx context.Context, req *connect.Request[v1.GetAnalyticsRequest]) (*connect.Response[v1.GetAnalyticsResponse], error) {
+	return c.getAnalytics.CallUnary(ctx, req)
+}
+
+// RunMetering calls skypanel.billing.v1.BillingService.RunMetering.
+func (c *billingServiceClient) RunMetering(ctx context.Context, req *connect.Request[v1.RunMeteringRequest]) (*connect.Response[v1.RunMeteringResponse], error) {
+	return c.runMetering.CallUnary(ctx, req)
+}
+
 // BillingServiceHandler is an implementation of the skypanel.billing.v1.BillingService service.
 type BillingServiceHandler interface {
 	GetWallet(context.Context, *connect.Request[v1.GetWalletRequest]) (*connect.Response[v1.GetWalletResponse], error)
@@ -192,6 +418,37 @@ type BillingServiceHandler interface {
 	SetAppPrice(context.Context, *connect.Request[v1.SetAppPriceRequest]) (*connect.Response[v1.SetAppPriceResponse], error)
 	// ListAppPrices lists an app's price overrides, newest first (their history is kept).
 	ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error)
+	// SetLowBalanceThreshold sets the balance under which the organization is warned; without
+	// amount the platform's threshold applies.
+	SetLowBalanceThreshold(context.Context, *connect.Request[v1.SetLowBalanceThresholdRequest]) (*connect.Response[v1.SetLowBalanceThresholdResponse], error)
+	// CreateTopUp starts a payment with the platform's payment provider and returns the page
+	// to pay on; the wallet is credited when the provider confirms the payment.
+	CreateTopUp(context.Context, *connect.Request[v1.CreateTopUpRequest]) (*connect.Response[v1.CreateTopUpResponse], error)
+	// ListTopUps lists the organization's top-ups, newest first.
+	ListTopUps(context.Context, *connect.Request[v1.ListTopUpsRequest]) (*connect.Response[v1.ListTopUpsResponse], error)
+	// SuspendOrganization scales every app of the organization to 0 (platform admins); the
+	// edges answer with a suspended page until it is resumed.
+	SuspendOrganization(context.Context, *connect.Request[v1.SuspendOrganizationRequest]) (*connect.Response[v1.SuspendOrganizationResponse], error)
+	// ResumeOrganization ends a suspension (platform admins); apps run again as they were.
+	ResumeOrganization(context.Context, *connect.Request[v1.ResumeOrganizationRequest]) (*connect.Response[v1.ResumeOrganizationResponse], error)
+	// GetUsageReport sums the organization's (or one app's) usage per hour or day over a range.
+	GetUsageReport(context.Context, *connect.Request[v1.GetUsageReportRequest]) (*connect.Response[v1.GetUsageReportResponse], error)
+	// ExportUsage returns the usage of a range as CSV, one row per resource and hour.
+	ExportUsage(context.Context, *connect.Request[v1.ExportUsageRequest]) (*connect.Response[v1.ExportUsageResponse], error)
+	// ListInvoices lists the organization's monthly invoices, newest first, and the current
+	// month's draft.
+	ListInvoices(context.Context, *connect.Request[v1.ListInvoicesRequest]) (*connect.Response[v1.ListInvoicesResponse], error)
+	// GetInvoice returns one month's invoice with its lines (a draft for the current month).
+	GetInvoice(context.Context, *connect.Request[v1.GetInvoiceRequest]) (*connect.Response[v1.GetInvoiceResponse], error)
+	// DownloadInvoice renders one month's invoice as PDF or CSV.
+	DownloadInvoice(context.Context, *connect.Request[v1.DownloadInvoiceRequest]) (*connect.Response[v1.DownloadInvoiceResponse], error)
+	// ListWallets lists every organization's wallet and state (platform admins).
+	ListWallets(context.Context, *connect.Request[v1.ListWalletsRequest]) (*connect.Response[v1.ListWalletsResponse], error)
+	// GetAnalytics is the platform's revenue, apps and capacity (platform admins).
+	GetAnalytics(context.Context, *connect.Request[v1.GetAnalyticsRequest]) (*connect.Response[v1.GetAnalyticsResponse], error)
+	// RunMetering meters every complete hour not yet metered now, instead of at the next
+	// hour (platform admins).
+	RunMetering(context.Context, *connect.Request[v1.RunMeteringRequest]) (*connect.Response[v1.RunMeteringResponse], error)
 }
 
 // NewBillingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -243,6 +500,84 @@ func NewBillingServiceHandler(svc BillingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(billingServiceMethods.ByName("ListAppPrices")),
 		connect.WithHandlerOptions(opts...),
 	)
+	billingServiceSetLowBalanceThresholdHandler := connect.NewUnaryHandler(
+		BillingServiceSetLowBalanceThresholdProcedure,
+		svc.SetLowBalanceThreshold,
+		connect.WithSchema(billingServiceMethods.ByName("SetLowBalanceThreshold")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceCreateTopUpHandler := connect.NewUnaryHandler(
+		BillingServiceCreateTopUpProcedure,
+		svc.CreateTopUp,
+		connect.WithSchema(billingServiceMethods.ByName("CreateTopUp")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceListTopUpsHandler := connect.NewUnaryHandler(
+		BillingServiceListTopUpsProcedure,
+		svc.ListTopUps,
+		connect.WithSchema(billingServiceMethods.ByName("ListTopUps")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceSuspendOrganizationHandler := connect.NewUnaryHandler(
+		BillingServiceSuspendOrganizationProcedure,
+		svc.SuspendOrganization,
+		connect.WithSchema(billingServiceMethods.ByName("SuspendOrganization")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceResumeOrganizationHandler := connect.NewUnaryHandler(
+		BillingServiceResumeOrganizationProcedure,
+		svc.ResumeOrganization,
+		connect.WithSchema(billingServiceMethods.ByName("ResumeOrganization")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceGetUsageReportHandler := connect.NewUnaryHandler(
+		BillingServiceGetUsageReportProcedure,
+		svc.GetUsageReport,
+		connect.WithSchema(billingServiceMethods.ByName("GetUsageReport")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceExportUsageHandler := connect.NewUnaryHandler(
+		BillingServiceExportUsageProcedure,
+		svc.ExportUsage,
+		connect.WithSchema(billingServiceMethods.ByName("ExportUsage")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceListInvoicesHandler := connect.NewUnaryHandler(
+		BillingServiceListInvoicesProcedure,
+		svc.ListInvoices,
+		connect.WithSchema(billingServiceMethods.ByName("ListInvoices")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceGetInvoiceHandler := connect.NewUnaryHandler(
+		BillingServiceGetInvoiceProcedure,
+		svc.GetInvoice,
+		connect.WithSchema(billingServiceMethods.ByName("GetInvoice")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceDownloadInvoiceHandler := connect.NewUnaryHandler(
+		BillingServiceDownloadInvoiceProcedure,
+		svc.DownloadInvoice,
+		connect.WithSchema(billingServiceMethods.ByName("DownloadInvoice")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceListWalletsHandler := connect.NewUnaryHandler(
+		BillingServiceListWalletsProcedure,
+		svc.ListWallets,
+		connect.WithSchema(billingServiceMethods.ByName("ListWallets")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceGetAnalyticsHandler := connect.NewUnaryHandler(
+		BillingServiceGetAnalyticsProcedure,
+		svc.GetAnalytics,
+		connect.WithSchema(billingServiceMethods.ByName("GetAnalytics")),
+		connect.WithHandlerOptions(opts...),
+	)
+	billingServiceRunMeteringHandler := connect.NewUnaryHandler(
+		BillingServiceRunMeteringProcedure,
+		svc.RunMetering,
+		connect.WithSchema(billingServiceMethods.ByName("RunMetering")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/skypanel.billing.v1.BillingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BillingServiceGetWalletProcedure:
@@ -259,6 +594,32 @@ func NewBillingServiceHandler(svc BillingServiceHandler, opts ...connect.Handler
 			billingServiceSetAppPriceHandler.ServeHTTP(w, r)
 		case BillingServiceListAppPricesProcedure:
 			billingServiceListAppPricesHandler.ServeHTTP(w, r)
+		case BillingServiceSetLowBalanceThresholdProcedure:
+			billingServiceSetLowBalanceThresholdHandler.ServeHTTP(w, r)
+		case BillingServiceCreateTopUpProcedure:
+			billingServiceCreateTopUpHandler.ServeHTTP(w, r)
+		case BillingServiceListTopUpsProcedure:
+			billingServiceListTopUpsHandler.ServeHTTP(w, r)
+		case BillingServiceSuspendOrganizationProcedure:
+			billingServiceSuspendOrganizationHandler.ServeHTTP(w, r)
+		case BillingServiceResumeOrganizationProcedure:
+			billingServiceResumeOrganizationHandler.ServeHTTP(w, r)
+		case BillingServiceGetUsageReportProcedure:
+			billingServiceGetUsageReportHandler.ServeHTTP(w, r)
+		case BillingServiceExportUsageProcedure:
+			billingServiceExportUsageHandler.ServeHTTP(w, r)
+		case BillingServiceListInvoicesProcedure:
+			billingServiceListInvoicesHandler.ServeHTTP(w, r)
+		case BillingServiceGetInvoiceProcedure:
+			billingServiceGetInvoiceHandler.ServeHTTP(w, r)
+		case BillingServiceDownloadInvoiceProcedure:
+			billingServiceDownloadInvoiceHandler.ServeHTTP(w, r)
+		case BillingServiceListWalletsProcedure:
+			billingServiceListWalletsHandler.ServeHTTP(w, r)
+		case BillingServiceGetAnalyticsProcedure:
+			billingServiceGetAnalyticsHandler.ServeHTTP(w, r)
+		case BillingServiceRunMeteringProcedure:
+			billingServiceRunMeteringHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -294,4 +655,56 @@ func (UnimplementedBillingServiceHandler) SetAppPrice(context.Context, *connect.
 
 func (UnimplementedBillingServiceHandler) ListAppPrices(context.Context, *connect.Request[v1.ListAppPricesRequest]) (*connect.Response[v1.ListAppPricesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ListAppPrices is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) SetLowBalanceThreshold(context.Context, *connect.Request[v1.SetLowBalanceThresholdRequest]) (*connect.Response[v1.SetLowBalanceThresholdResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.SetLowBalanceThreshold is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) CreateTopUp(context.Context, *connect.Request[v1.CreateTopUpRequest]) (*connect.Response[v1.CreateTopUpResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.CreateTopUp is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ListTopUps(context.Context, *connect.Request[v1.ListTopUpsRequest]) (*connect.Response[v1.ListTopUpsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ListTopUps is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) SuspendOrganization(context.Context, *connect.Request[v1.SuspendOrganizationRequest]) (*connect.Response[v1.SuspendOrganizationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.SuspendOrganization is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ResumeOrganization(context.Context, *connect.Request[v1.ResumeOrganizationRequest]) (*connect.Response[v1.ResumeOrganizationResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ResumeOrganization is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) GetUsageReport(context.Context, *connect.Request[v1.GetUsageReportRequest]) (*connect.Response[v1.GetUsageReportResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.GetUsageReport is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ExportUsage(context.Context, *connect.Request[v1.ExportUsageRequest]) (*connect.Response[v1.ExportUsageResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ExportUsage is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ListInvoices(context.Context, *connect.Request[v1.ListInvoicesRequest]) (*connect.Response[v1.ListInvoicesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ListInvoices is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) GetInvoice(context.Context, *connect.Request[v1.GetInvoiceRequest]) (*connect.Response[v1.GetInvoiceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.GetInvoice is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) DownloadInvoice(context.Context, *connect.Request[v1.DownloadInvoiceRequest]) (*connect.Response[v1.DownloadInvoiceResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.DownloadInvoice is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) ListWallets(context.Context, *connect.Request[v1.ListWalletsRequest]) (*connect.Response[v1.ListWalletsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.ListWallets is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) GetAnalytics(context.Context, *connect.Request[v1.GetAnalyticsRequest]) (*connect.Response[v1.GetAnalyticsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.GetAnalytics is not implemented"))
+}
+
+func (UnimplementedBillingServiceHandler) RunMetering(context.Context, *connect.Request[v1.RunMeteringRequest]) (*connect.Response[v1.RunMeteringResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("skypanel.billing.v1.BillingService.RunMetering is not implemented"))
 }
