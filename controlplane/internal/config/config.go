@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -71,6 +72,19 @@ type Config struct {
 	ACMEDirectory, ACMEEmail, ACMECAFile string
 	// DNSResolver is the DNS server domain ownership checks ask.
 	DNSResolver string
+	// PaymentProvider takes top-ups: none, test (a local checkout page that pays without
+	// money, for development and tests) or stripe. Default none.
+	PaymentProvider string
+	// StripeSecretKey and StripeWebhookSecret configure the stripe provider.
+	StripeSecretKey, StripeWebhookSecret string
+	// BillingCurrency is the currency of a new organization's wallet. Default USD.
+	BillingCurrency string
+	// LowBalanceThreshold is the balance (minor units) at or under which an organization is
+	// warned, unless it set its own. Default 500.
+	LowBalanceThreshold int
+	// BillingGracePeriod is how long a negative balance lasts before the organization's
+	// apps are suspended. Default 72h.
+	BillingGracePeriod time.Duration
 	// DownloadsDir holds the agent and installer binaries setup-worker downloads. Default bin.
 	DownloadsDir string
 
@@ -122,6 +136,12 @@ func Flags(fs *flag.FlagSet) *Config {
 	str(&c.ACMECAFile, "acme-ca-file", "", "PEM file of the CA to trust for the ACME directory's HTTPS (empty: the system's)")
 	str(&c.DNSResolver, "dns-resolver", "", "host:port of the DNS server for domain ownership checks (empty: the system's)")
 	dur(&c.DeployStepTimeout, "deploy-step-timeout", 5*time.Minute, "how long a deployment waits in one step (replicas healthy, a manager answering) before it fails")
+	str(&c.PaymentProvider, "payment-provider", "none", "how organizations top up their wallets: none, test (a local checkout page, no money moves) or stripe")
+	str(&c.StripeSecretKey, "stripe-secret-key", "", "Stripe API secret key (payment-provider stripe)")
+	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "", "signing secret of the Stripe webhook endpoint PUBLIC-URL/webhooks/stripe (payment-provider stripe)")
+	str(&c.BillingCurrency, "billing-currency", "USD", "ISO 4217 currency of new organizations' wallets")
+	num(&c.LowBalanceThreshold, "low-balance-threshold", 500, "balance in minor units at or under which an organization is warned (organizations may set their own)")
+	dur(&c.BillingGracePeriod, "billing-grace-period", 72*time.Hour, "how long a negative balance lasts before the organization's apps are suspended")
 	str(&c.DownloadsDir, "downloads-dir", "bin", "directory with the agent and installer binaries that setup-worker downloads")
 	str(&c.Mail.Addr, "smtp-addr", "", "SMTP server host:port; empty logs mail instead of sending it")
 	str(&c.Mail.Username, "smtp-username", "", "SMTP username (PLAIN auth when set)")
@@ -208,6 +228,24 @@ func (c *Config) Validate() error {
 	if err := c.Mail.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
+	switch c.PaymentProvider {
+	case "none", "test":
+	case "stripe":
+		if c.StripeSecretKey == "" || c.StripeWebhookSecret == "" {
+			errs = append(errs, errors.New("--stripe-secret-key and --stripe-webhook-secret: required with --payment-provider stripe"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--payment-provider: %q is not none, test or stripe", c.PaymentProvider))
+	}
+	if !currencyCode.MatchString(c.BillingCurrency) {
+		errs = append(errs, fmt.Errorf("--billing-currency: %q is not a 3-letter ISO 4217 code", c.BillingCurrency))
+	}
+	if c.LowBalanceThreshold < 0 {
+		errs = append(errs, errors.New("--low-balance-threshold: must not be negative"))
+	}
+	if c.BillingGracePeriod < 0 {
+		errs = append(errs, errors.New("--billing-grace-period: must not be negative"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -220,6 +258,8 @@ func (c *Config) ValidateServe() error {
 	}
 	return err
 }
+
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 
 // Level is the parsed log level (call after Validate).
 func (c *Config) Level() slog.Level {
