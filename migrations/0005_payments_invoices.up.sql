@@ -82,3 +82,18 @@ CREATE TRIGGER invoices_append_only BEFORE UPDATE OR DELETE ON invoices
     FOR EACH ROW EXECUTE FUNCTION billing_append_only();
 CREATE TRIGGER invoice_lines_append_only BEFORE UPDATE OR DELETE ON invoice_lines
     FOR EACH ROW EXECUTE FUNCTION billing_append_only();
+
+-- The platform suspends and resumes an organization's apps with deployments of their own.
+ALTER TABLE deployments DROP CONSTRAINT deployments_kind_check;
+ALTER TABLE deployments ADD CONSTRAINT deployments_kind_check
+    CHECK (kind IN ('deploy', 'rollback', 'scale', 'restart', 'stop', 'start', 'delete', 'suspend', 'resume'));
+
+-- Every balance change notifies 'wallet_balance' with the organization's id, so the balance
+-- rules (warning, grace, suspension, resumption) act on it at once (billing.Rules).
+CREATE FUNCTION wallets_notify_balance() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('wallet_balance', NEW.organization_id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wallets_balance_changed AFTER INSERT OR UPDATE OF balance ON wallets
+    FOR EACH ROW EXECUTE FUNCTION wallets_notify_balance();

@@ -17,6 +17,7 @@ mkdir -p "$DATA"
 export SKYPANEL_DATABASE_URL="${SKYPANEL_DATABASE_URL:-$(scripts/dev-postgres.sh url skypanel)}"
 export SKYPANEL_LISTEN="${SKYPANEL_LISTEN:-127.0.0.1:8080}"
 export SKYPANEL_PUBLIC_URL="${SKYPANEL_PUBLIC_URL:-http://$SKYPANEL_LISTEN}"
+export SKYPANEL_PAYMENT_PROVIDER="${SKYPANEL_PAYMENT_PROVIDER:-test}"  # top-ups through a local checkout page: no money moves
 ADMIN_EMAIL="${SKYPANEL_ADMIN_EMAIL:-admin@skypanel.localhost}"
 
 MAILPIT_PID="" CP_PID="" AGENT_PID="" DOCKERD_PID=""

@@ -189,3 +189,15 @@ export async function until(cond, what, timeoutMs = 10_000) {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * psql runs SQL on the control plane's database (run.sh exports its URL and the psql to use)
+ * and returns the output, unaligned: for seeding what no API makes, such as an app's past run.
+ */
+export async function psql(sql) {
+  const { stdout } = await execFileP(process.env.E2E_PSQL || "psql", [must("SKYPANEL_DATABASE_URL"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], {
+    env: { ...process.env, PGOPTIONS: "--client-min-messages=warning" },
+    timeout: 30_000,
+  });
+  return stdout.trim();
+}

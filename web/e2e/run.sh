@@ -12,6 +12,7 @@
 #   E2E_SKIP_BUILD=1            reuse web/dist and .data/e2e/skypanel-controlplane as they are
 #   E2E_SWARM=0                 no real node: the app deployment test is skipped (it runs by
 #                               default as root with dockerd; under CI=true it always runs)
+#   E2E_TESTS="billing apps"    run only these test files (web/e2e/<name>.test.mjs); default all
 # Failed tests leave screenshots and the control plane's log in web/e2e/artifacts/.
 set -euo pipefail
 
@@ -133,7 +134,9 @@ fi
 ADMIN_EMAIL=admin@example.com
 ADMIN_PASSWORD="e2e-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' 'xy')"
 "$DATA/skypanel-controlplane" admin create --email "$ADMIN_EMAIL" --password "$ADMIN_PASSWORD" >/dev/null
-"$DATA/skypanel-controlplane" serve >"$DATA/controlplane.log" 2>&1 &
+# Top-ups go through the test payment provider: a checkout page the control plane serves
+# itself, with Pay and Cancel buttons (billing.test.mjs pays through it).
+"$DATA/skypanel-controlplane" serve --payment-provider test >"$DATA/controlplane.log" 2>&1 &
 PIDS+=($!)
 
 wait_for() {
@@ -146,7 +149,9 @@ wait_for() {
 wait_for "$SKYPANEL_PUBLIC_URL/readyz"
 wait_for "http://127.0.0.1:$MAIL_PORT/api/v1/messages"
 
+# E2E_PSQL lets tests seed what no API makes (billing.test.mjs: an app's past run).
 export BASE_URL="$SKYPANEL_PUBLIC_URL" MAILPIT_URL="http://127.0.0.1:$MAIL_PORT" ADMIN_EMAIL ADMIN_PASSWORD CHROMIUM AGENT_URL SIMAGENT
+export E2E_PSQL="$PSQL"
 
 if [[ $SERVE == 1 ]]; then
   log "dashboard: $BASE_URL   mail: $MAILPIT_URL   admin: $ADMIN_EMAIL / $ADMIN_PASSWORD"
@@ -158,4 +163,12 @@ fi
 
 log "running the browser tests against $BASE_URL"
 cd "$WEB"
-node --test --test-concurrency=1 --test-timeout=300000 e2e/*.test.mjs
+FILES=(e2e/*.test.mjs)
+if [[ -n "${E2E_TESTS:-}" ]]; then
+  FILES=()
+  for name in $E2E_TESTS; do
+    [[ -f "e2e/$name.test.mjs" ]] || die "E2E_TESTS: no web/e2e/$name.test.mjs"
+    FILES+=("e2e/$name.test.mjs")
+  done
+fi
+node --test --test-concurrency=1 --test-timeout=300000 "${FILES[@]}"

@@ -17,10 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"skypanel/controlplane/internal/store"
 )
@@ -228,18 +226,11 @@ func (h *Hub) Run(ctx context.Context) {
 // LISTENs for new events, and delivers them until the connection fails or ctx is done.
 // connected reports whether it got as far as listening.
 func (h *Hub) listen(ctx context.Context, pos *position) (connected bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, h.store.Pool().Config().ConnConfig.Copy())
+	conn, closeConn, err := h.store.Listen(ctx, store.ActivityChannel)
 	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
+		return false, err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.ActivityChannel}.Sanitize()); err != nil {
-		return false, fmt.Errorf("listen: %w", err)
-	}
+	defer closeConn()
 	// Listening first, then catching up: an event committed in between is both notified and
 	// caught up, and position drops the duplicate.
 	if err := h.catchUp(ctx, pos); err != nil {

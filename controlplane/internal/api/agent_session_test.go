@@ -87,9 +87,9 @@ type swarmFixture struct {
 	manager   *agentStream
 }
 
-func setupSwarm(t *testing.T) *swarmFixture {
+func setupSwarm(t *testing.T, options ...testenv.Option) *swarmFixture {
 	t.Helper()
-	env := testenv.Start(t)
+	env := testenv.Start(t, options...)
 	ctx := context.Background()
 	admin := env.Admin(t)
 	clusterID := env.NewCluster(t, admin, "prod")

@@ -18,6 +18,8 @@ import (
 
 	"skypanel/controlplane/internal/activity"
 	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/billing"
+	"skypanel/controlplane/internal/billing/payment"
 	"skypanel/controlplane/internal/ca"
 	"skypanel/controlplane/internal/deploy"
 	"skypanel/controlplane/internal/mail"
@@ -65,6 +67,13 @@ type Options struct {
 	NodeCertTTL time.Duration
 	// Deploy places apps and carries their deployments.
 	Deploy *deploy.Deployer
+	// Rules keep balance states (warning, grace, suspension); Meter charges usage.
+	Rules *billing.Rules
+	Meter *billing.Meter
+	// Payments takes wallet top-ups; nil when the platform takes none.
+	Payments payment.Provider
+	// BillingCurrency is the currency of a new organization's wallet (ISO 4217).
+	BillingCurrency string
 }
 
 // RegisterPublic mounts the services of the public listener on mux behind the auth interceptor.

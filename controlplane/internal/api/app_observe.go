@@ -328,7 +328,8 @@ var deploymentKinds = map[string]appv1.DeploymentKind{
 	"deploy": appv1.DeploymentKind_DEPLOYMENT_KIND_DEPLOY, "rollback": appv1.DeploymentKind_DEPLOYMENT_KIND_ROLLBACK,
 	"scale": appv1.DeploymentKind_DEPLOYMENT_KIND_SCALE, "restart": appv1.DeploymentKind_DEPLOYMENT_KIND_RESTART,
 	"stop": appv1.DeploymentKind_DEPLOYMENT_KIND_STOP, "start": appv1.DeploymentKind_DEPLOYMENT_KIND_START,
-	"delete": appv1.DeploymentKind_DEPLOYMENT_KIND_DELETE,
+	"delete": appv1.DeploymentKind_DEPLOYMENT_KIND_DELETE, "suspend": appv1.DeploymentKind_DEPLOYMENT_KIND_SUSPEND,
+	"resume": appv1.DeploymentKind_DEPLOYMENT_KIND_RESUME,
 }
 
 var deploymentStates = map[string]appv1.DeploymentState{

@@ -44,6 +44,14 @@ func (s *AppService) CreateApp(ctx context.Context, req *connect.Request[appv1.C
 	var app store.App
 	var dep store.Deployment
 	err = s.opts.Store.InTx(ctx, func(q *store.Queries) error {
+		// The account's lock orders this against a suspension, which would miss a new app.
+		acct, err := q.LockBillingAccount(ctx, orgID)
+		if err != nil {
+			return storeErr("billing account", err)
+		}
+		if acct.SuspendedAt != nil {
+			return suspendedErr()
+		}
 		if err := checkAppLimit(ctx, q, orgID, plan); err != nil {
 			return err
 		}
@@ -116,7 +124,7 @@ func (s *AppService) UpdateApp(ctx context.Context, req *connect.Request[appv1.U
 	var dep store.Deployment
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
 		var err error
-		app, err = s.lockApp(ctx, q, orgID, appID)
+		app, err = s.lockApp(ctx, q, orgID, appID, "update")
 		if err != nil {
 			return err
 		}
@@ -170,13 +178,13 @@ func (s *AppService) UpdateApp(ctx context.Context, req *connect.Request[appv1.U
 func (s *AppService) DeleteApp(ctx context.Context, req *connect.Request[appv1.DeleteAppRequest]) (*connect.Response[appv1.DeleteAppResponse], error) {
 	orgID, appID := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId())
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
-		app, err := s.lockApp(ctx, q, orgID, appID)
+		app, err := s.lockApp(ctx, q, orgID, appID, "delete")
 		if err != nil {
 			return err
 		}
-		rel, err := desiredRelease(ctx, q, app)
+		rel, err := deploy.DesiredRelease(ctx, q, app)
 		if err != nil {
-			return err
+			return storeErr("release", err)
 		}
 		app.Deleting = true
 		if err := q.UpdateApp(ctx, app); err != nil {
@@ -257,7 +265,7 @@ func (s *AppService) Redeploy(ctx context.Context, req *connect.Request[appv1.Re
 	orgID, appID := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId())
 	var dep store.Deployment
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
-		app, err := s.lockApp(ctx, q, orgID, appID)
+		app, err := s.lockApp(ctx, q, orgID, appID, "deploy")
 		if err != nil {
 			return err
 		}
@@ -279,7 +287,7 @@ func (s *AppService) Rollback(ctx context.Context, req *connect.Request[appv1.Ro
 	orgID, appID := uuid.MustParse(req.Msg.GetOrganizationId()), uuid.MustParse(req.Msg.GetAppId())
 	var dep store.Deployment
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
-		app, err := s.lockApp(ctx, q, orgID, appID)
+		app, err := s.lockApp(ctx, q, orgID, appID, "rollback")
 		if err != nil {
 			return err
 		}
@@ -348,7 +356,7 @@ func (s *AppService) change(ctx context.Context, org, appIDText, kind, eventType
 	var dep store.Deployment
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
 		var err error
-		app, err = s.lockApp(ctx, q, orgID, appID)
+		app, err = s.lockApp(ctx, q, orgID, appID, kind)
 		if err != nil {
 			return err
 		}
@@ -363,9 +371,9 @@ func (s *AppService) change(ctx context.Context, org, appIDText, kind, eventType
 		if err := s.reserve(ctx, q, app, plan, replicas); err != nil {
 			return err
 		}
-		rel, err := desiredRelease(ctx, q, app)
+		rel, err := deploy.DesiredRelease(ctx, q, app)
 		if err != nil {
-			return err
+			return storeErr("release", err)
 		}
 		app.Replicas = replicas
 		if app.Spec, err = withReplicas(app.Spec, replicas); err != nil {
@@ -420,8 +428,9 @@ func (s *AppService) release(ctx context.Context, q *store.Queries, app store.Ap
 	return dep, nil
 }
 
-// lockApp locks an app of the organization for a change; a deleting app takes none.
-func (s *AppService) lockApp(ctx context.Context, q *store.Queries, orgID, appID uuid.UUID) (store.App, error) {
+// lockApp locks an app of the organization for a change; a deleting app takes none, and a
+// suspended one none but deletion.
+func (s *AppService) lockApp(ctx context.Context, q *store.Queries, orgID, appID uuid.UUID, kind string) (store.App, error) {
 	app, err := q.LockApp(ctx, orgID, appID)
 	if err != nil {
 		return store.App{}, storeErr("app", err)
@@ -429,7 +438,16 @@ func (s *AppService) lockApp(ctx context.Context, q *store.Queries, orgID, appID
 	if app.Deleting {
 		return store.App{}, failedPrecondition("app %s is being deleted", app.Name)
 	}
+	if app.Suspended && kind != "delete" {
+		return store.App{}, suspendedErr()
+	}
 	return app, nil
+}
+
+// suspendedErr refuses what would run apps of a suspended organization.
+func suspendedErr() error {
+	return failedPrecondition("%v: its apps stay stopped until the balance is positive again (top up the wallet) or a platform admin resumes it",
+		deploy.ErrSuspended)
 }
 
 // usablePlan returns a plan new apps may choose: not retired, unless it is the app's current
@@ -478,30 +496,6 @@ func (s *AppService) reserve(ctx context.Context, q *store.Queries, app store.Ap
 	now, next := deploy.NeedOf(old, app.Replicas), deploy.NeedOf(plan, replicas)
 	more := deploy.Need{CPUMillis: next.CPUMillis - now.CPUMillis, MemoryMiB: next.MemoryMiB - now.MemoryMiB}
 	return placementErr(deploy.Reserve(ctx, q, app.ClusterID, more))
-}
-
-// desiredRelease is the release the app should run: the one an open deployment is bringing
-// in, else the current one, else the newest.
-func desiredRelease(ctx context.Context, q *store.Queries, app store.App) (store.Release, error) {
-	open, err := q.OpenDeployments(ctx, app.ID)
-	if err != nil {
-		return store.Release{}, storeErr("deployments", err)
-	}
-	var id uuid.UUID
-	switch {
-	case len(open) > 0:
-		id = open[len(open)-1].ReleaseID
-	case app.CurrentReleaseID != nil:
-		id = *app.CurrentReleaseID
-	default:
-		rs, err := q.Releases(ctx, app.OrganizationID, app.ID)
-		if err != nil || len(rs) == 0 {
-			return store.Release{}, storeErr("release", errors.Join(err, store.ErrNotFound))
-		}
-		return rs[0], nil
-	}
-	rel, err := q.Release(ctx, app.OrganizationID, id)
-	return rel, storeErr("release", err)
 }
 
 // withReplicas returns a stored spec with its replicas changed.

@@ -38,9 +38,9 @@ type appFixture struct {
 	userToken string
 }
 
-func setupApps(t *testing.T) *appFixture {
+func setupApps(t *testing.T, options ...testenv.Option) *appFixture {
 	t.Helper()
-	f := setupSwarm(t)
+	f := setupSwarm(t, options...)
 	plans := testenv.Client(f.env, planv1connect.NewPlanServiceClient, f.adminUser.Token)
 	plan, err := plans.CreatePlan(f.ctx, connect.NewRequest(&planv1.CreatePlanRequest{Plan: &planv1.PlanFields{
 		Name: "small", CpuMillis: 500, MemoryMib: 256, PricePerHour: 12, Currency: "USD", MaxReplicas: 3, MaxApps: 5}}))

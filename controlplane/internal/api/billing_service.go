@@ -25,17 +25,29 @@ type BillingService struct {
 	opts Options
 }
 
-// GetWallet returns the organization's wallet (empty before its first use).
+// GetWallet returns the organization's wallet (empty before its first use) and its state.
 func (s *BillingService) GetWallet(ctx context.Context, req *connect.Request[billingv1.GetWalletRequest]) (*connect.Response[billingv1.GetWalletResponse], error) {
-	orgID := uuid.MustParse(req.Msg.GetOrganizationId())
-	w, err := s.opts.Store.Wallet(ctx, orgID)
-	if errors.Is(err, store.ErrNotFound) {
-		return connect.NewResponse(&billingv1.GetWalletResponse{Wallet: &billingv1.Wallet{OrganizationId: orgID.String()}}), nil
-	}
+	w, err := s.wallet(ctx, s.opts.Store.Queries, uuid.MustParse(req.Msg.GetOrganizationId()))
 	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&billingv1.GetWalletResponse{Wallet: w}), nil
+}
+
+// wallet reads an organization's wallet (empty before its first use) with its state.
+func (s *BillingService) wallet(ctx context.Context, q *store.Queries, orgID uuid.UUID) (*billingv1.Wallet, error) {
+	w, err := q.Wallet(ctx, orgID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		w = store.Wallet{OrganizationID: orgID}
+	case err != nil:
 		return nil, storeErr("wallet", err)
 	}
-	return connect.NewResponse(&billingv1.GetWalletResponse{Wallet: walletProto(w)}), nil
+	a, err := q.BillingAccount(ctx, orgID)
+	if err != nil {
+		return nil, storeErr("billing account", err)
+	}
+	return s.walletProto(w, a), nil
 }
 
 // ListTransactions lists the wallet's ledger, newest first.
@@ -148,7 +160,7 @@ func (s *BillingService) post(ctx context.Context, orgID uuid.UUID, eventType, r
 	}
 	p := mustPrincipal(ctx)
 	var t store.WalletTransaction
-	var w store.Wallet
+	var w *billingv1.Wallet
 	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
 		if _, err := q.OrganizationByID(ctx, orgID); err != nil {
 			return storeErr("organization", err)
@@ -164,8 +176,8 @@ func (s *BillingService) post(ctx context.Context, orgID uuid.UUID, eventType, r
 		case err != nil:
 			return storeErr("wallet", err)
 		}
-		if w, err = q.Wallet(ctx, orgID); err != nil {
-			return storeErr("wallet", err)
+		if w, err = s.wallet(ctx, q, orgID); err != nil {
+			return err
 		}
 		_, err = q.InsertActivity(ctx, event(ctx, orgID, eventType, "wallet", orgID.String(), map[string]string{
 			"amount": fmt.Sprint(t.Amount), "currency": t.Currency, "balance": fmt.Sprint(t.BalanceAfter), "reason": reason}))
@@ -174,12 +186,23 @@ func (s *BillingService) post(ctx context.Context, orgID uuid.UUID, eventType, r
 	if err != nil {
 		return nil, nil, err
 	}
-	return transactionProto(t), walletProto(w), nil
+	return transactionProto(t), w, nil
 }
 
-func walletProto(w store.Wallet) *billingv1.Wallet {
-	return &billingv1.Wallet{OrganizationId: w.OrganizationID.String(), Currency: w.Currency, Balance: w.Balance,
-		UpdatedAt: timestamppb.New(w.UpdatedAt)}
+func (s *BillingService) walletProto(w store.Wallet, a store.BillingAccount) *billingv1.Wallet {
+	st := s.opts.Rules.Status(a)
+	out := &billingv1.Wallet{OrganizationId: w.OrganizationID.String(), Currency: w.Currency, Balance: w.Balance,
+		State: st.State, LowBalanceThreshold: st.Threshold, SuspendedBy: a.SuspendedBy, SuspendReason: a.SuspendReason}
+	if !w.UpdatedAt.IsZero() {
+		out.UpdatedAt = timestamppb.New(w.UpdatedAt)
+	}
+	if st.GraceEndsAt != nil {
+		out.GraceEndsAt = timestamppb.New(*st.GraceEndsAt)
+	}
+	if a.SuspendedAt != nil {
+		out.SuspendedAt = timestamppb.New(*a.SuspendedAt)
+	}
+	return out
 }
 
 func transactionProto(t store.WalletTransaction) *billingv1.Transaction {
@@ -243,4 +266,114 @@ func (s *BillingService) ListAppPrices(ctx context.Context, req *connect.Request
 func overrideProto(o store.PriceOverride) *billingv1.PriceOverride {
 	return &billingv1.PriceOverride{UnitPrice: o.UnitPrice, EffectiveFrom: timestamppb.New(o.EffectiveFrom), SetBy: o.SetBy,
 		Reason: o.Reason, CreatedAt: timestamppb.New(o.CreatedAt)}
+}
+
+// SetLowBalanceThreshold sets the organization's own warning threshold, or goes back to the
+// platform's; the state follows at once.
+func (s *BillingService) SetLowBalanceThreshold(ctx context.Context, req *connect.Request[billingv1.SetLowBalanceThresholdRequest]) (*connect.Response[billingv1.SetLowBalanceThresholdResponse], error) {
+	orgID := uuid.MustParse(req.Msg.GetOrganizationId())
+	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
+		a, err := q.LockBillingAccount(ctx, orgID)
+		if err != nil {
+			return storeErr("billing account", err)
+		}
+		a.LowBalanceThreshold = req.Msg.Amount
+		if err := q.UpdateBillingAccount(ctx, a); err != nil {
+			return storeErr("billing account", err)
+		}
+		threshold := "platform"
+		if a.LowBalanceThreshold != nil {
+			threshold = fmt.Sprint(*a.LowBalanceThreshold)
+		}
+		_, err = q.InsertActivity(ctx, event(ctx, orgID, "wallet.threshold_set", "wallet", orgID.String(),
+			map[string]string{"threshold": threshold}))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.opts.Rules.Check(ctx, orgID); err != nil {
+		return nil, storeErr("billing account", err)
+	}
+	w, err := s.wallet(ctx, s.opts.Store.Queries, orgID)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&billingv1.SetLowBalanceThresholdResponse{Wallet: w}), nil
+}
+
+// SuspendOrganization suspends every app of the organization until an admin resumes it.
+func (s *BillingService) SuspendOrganization(ctx context.Context, req *connect.Request[billingv1.SuspendOrganizationRequest]) (*connect.Response[billingv1.SuspendOrganizationResponse], error) {
+	w, err := s.suspension(ctx, req.Msg.GetOrganizationId(), req.Msg.GetReason(), s.opts.Rules.Suspend,
+		"the organization is already suspended by an admin")
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&billingv1.SuspendOrganizationResponse{Wallet: w}), nil
+}
+
+// ResumeOrganization ends a suspension, by billing or by an admin.
+func (s *BillingService) ResumeOrganization(ctx context.Context, req *connect.Request[billingv1.ResumeOrganizationRequest]) (*connect.Response[billingv1.ResumeOrganizationResponse], error) {
+	w, err := s.suspension(ctx, req.Msg.GetOrganizationId(), req.Msg.GetReason(), s.opts.Rules.Resume,
+		"the organization is not suspended")
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&billingv1.ResumeOrganizationResponse{Wallet: w}), nil
+}
+
+type suspendFunc func(context.Context, *store.Queries, uuid.UUID, string, store.ActivityEvent) (store.BillingAccount, error)
+
+// suspension runs an admin's suspend or resume with its reason; conflict says why it cannot.
+func (s *BillingService) suspension(ctx context.Context, org, reason string, fn suspendFunc, conflict string) (*billingv1.Wallet, error) {
+	orgID := uuid.MustParse(org)
+	reason = strings.TrimSpace(reason)
+	if len(reason) < 3 {
+		return nil, invalid(workload.FieldErrors{{Field: "reason", Reason: "say why, in at least 3 characters"}})
+	}
+	var w *billingv1.Wallet
+	err := s.opts.Store.InTx(ctx, func(q *store.Queries) error {
+		if _, err := q.LockOrganization(ctx, orgID); err != nil {
+			return storeErr("organization", err)
+		}
+		_, err := fn(ctx, q, orgID, reason, event(ctx, orgID, "", "", "", nil))
+		if errors.Is(err, store.ErrConflict) {
+			return failedPrecondition("%s", conflict)
+		}
+		if err != nil {
+			return storeErr("organization", err)
+		}
+		w, err = s.wallet(ctx, q, orgID)
+		return err
+	})
+	return w, err
+}
+
+// ListWallets lists organizations with their wallets and states, for platform admins.
+func (s *BillingService) ListWallets(ctx context.Context, req *connect.Request[billingv1.ListWalletsRequest]) (*connect.Response[billingv1.ListWalletsResponse], error) {
+	list, err := s.opts.Store.OrganizationWallets(ctx, strings.TrimSpace(req.Msg.GetQuery()), 500)
+	if err != nil {
+		return nil, storeErr("wallets", err)
+	}
+	out := &billingv1.ListWalletsResponse{}
+	for _, w := range list {
+		pw := s.walletProto(w.Wallet, w.Account)
+		if st := req.Msg.GetState(); st != "" && pw.GetState() != st {
+			continue
+		}
+		out.Wallets = append(out.Wallets, &billingv1.OrganizationWallet{Wallet: pw, OrganizationName: w.OrganizationName})
+	}
+	return connect.NewResponse(out), nil
+}
+
+// RunMetering meters every complete hour that is due now, and waits for it.
+func (s *BillingService) RunMetering(ctx context.Context, _ *connect.Request[billingv1.RunMeteringRequest]) (*connect.Response[billingv1.RunMeteringResponse], error) {
+	if _, err := s.opts.Meter.Run(ctx); err != nil {
+		return nil, storeErr("metering", err)
+	}
+	_, err := s.opts.Store.InsertActivity(ctx, event(ctx, uuid.Nil, "billing.metered", "platform", "", nil))
+	if err != nil {
+		return nil, storeErr("activity", err)
+	}
+	return connect.NewResponse(&billingv1.RunMeteringResponse{}), nil
 }

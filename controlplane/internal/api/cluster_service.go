@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"skypanel/controlplane/internal/auth"
+	"skypanel/controlplane/internal/billing"
 	"skypanel/controlplane/internal/store"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	clusterv1 "skypanel/shared/gen/go/skypanel/cluster/v1"
@@ -46,6 +47,10 @@ func (s *ClusterService) CreateCluster(ctx context.Context, req *connect.Request
 		orgID := uuid.MustParse(id) // validated as a UUID by the schema
 		c.DedicatedOrganizationID = &orgID
 	}
+	price := req.Msg.GetPricePerHour()
+	if price > 0 && c.DedicatedOrganizationID == nil {
+		return nil, auth.FieldError("price_per_hour", "only a dedicated cluster is billed on its own; shared clusters bill their apps")
+	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
@@ -67,13 +72,66 @@ func (s *ClusterService) CreateCluster(ctx context.Context, req *connect.Request
 		if c.DedicatedOrganizationID != nil {
 			meta["dedicated_organization_id"] = c.DedicatedOrganizationID.String()
 		}
+		if price > 0 {
+			currency, err := s.clusterCurrency(ctx, q, *c.DedicatedOrganizationID, req.Msg.GetCurrency())
+			if err != nil {
+				return err
+			}
+			err = billing.SetRunning(ctx, q, billing.Resource{Type: billing.ResourceCluster, ID: created.ID,
+				OrganizationID: *c.DedicatedOrganizationID}, 1, price, currency, time.Now())
+			if err != nil {
+				return storeErr("billing", err)
+			}
+			meta["price_per_hour"], meta["currency"] = fmt.Sprint(price), currency
+		}
 		_, err = q.InsertActivity(ctx, event(ctx, uuid.Nil, "cluster.created", "cluster", created.ID.String(), meta))
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&clusterv1.CreateClusterResponse{Cluster: clusterProto(created)}), nil
+	out, err := s.clusterProto(ctx, created)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&clusterv1.CreateClusterResponse{Cluster: out}), nil
+}
+
+// clusterCurrency is the currency a dedicated cluster is billed in: the organization's
+// wallet's; asked is refused when it differs.
+func (s *ClusterService) clusterCurrency(ctx context.Context, q *store.Queries, orgID uuid.UUID, asked string) (string, error) {
+	currency := s.opts.BillingCurrency
+	w, err := q.Wallet(ctx, orgID)
+	switch {
+	case err == nil:
+		currency = w.Currency
+	case !errors.Is(err, store.ErrNotFound):
+		return "", storeErr("wallet", err)
+	case asked != "":
+		currency = asked
+	}
+	if asked != "" && asked != currency {
+		return "", auth.FieldError("currency", "the organization pays in "+currency)
+	}
+	return currency, nil
+}
+
+// clusterProto is c with its price, read from its open billable run.
+func (s *ClusterService) clusterProto(ctx context.Context, c store.Cluster) (*clusterv1.Cluster, error) {
+	out := clusterProto(c)
+	if c.DedicatedOrganizationID == nil {
+		return out, nil
+	}
+	runs, err := s.opts.Store.BillableRuns(ctx, string(billing.ResourceCluster), c.ID)
+	if err != nil {
+		return nil, storeErr("billing", err)
+	}
+	for _, r := range runs {
+		if r.EndedAt == nil {
+			out.PricePerHour, out.Currency = r.UnitPrice, r.Currency
+		}
+	}
+	return out, nil
 }
 
 // ListClusters lists every cluster.
@@ -84,7 +142,11 @@ func (s *ClusterService) ListClusters(ctx context.Context, _ *connect.Request[cl
 	}
 	out := &clusterv1.ListClustersResponse{}
 	for _, c := range cs {
-		out.Clusters = append(out.Clusters, clusterProto(c))
+		pc, err := s.clusterProto(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out.Clusters = append(out.Clusters, pc)
 	}
 	return connect.NewResponse(out), nil
 }
@@ -95,7 +157,11 @@ func (s *ClusterService) GetCluster(ctx context.Context, req *connect.Request[cl
 	if err != nil {
 		return nil, storeErr("cluster", err)
 	}
-	return connect.NewResponse(&clusterv1.GetClusterResponse{Cluster: clusterProto(c)}), nil
+	out, err := s.clusterProto(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&clusterv1.GetClusterResponse{Cluster: out}), nil
 }
 
 // DeleteCluster deletes a cluster that has no nodes left.
@@ -119,6 +185,14 @@ func (s *ClusterService) DeleteCluster(ctx context.Context, req *connect.Request
 		}
 		if !deleted {
 			return failedPrecondition("cluster %s still has nodes: remove them first", c.Name)
+		}
+		if c.DedicatedOrganizationID != nil {
+			// Billed up to now; a cluster without a price has no run to end.
+			err := billing.SetRunning(ctx, q, billing.Resource{Type: billing.ResourceCluster, ID: c.ID,
+				OrganizationID: *c.DedicatedOrganizationID}, 0, 0, s.opts.BillingCurrency, time.Now())
+			if err != nil && !errors.Is(err, billing.ErrCurrencyMismatch) {
+				return storeErr("billing", err)
+			}
 		}
 		_, err = q.InsertActivity(ctx, event(ctx, uuid.Nil, "cluster.deleted", "cluster", id.String(), map[string]string{"name": c.Name}))
 		return err

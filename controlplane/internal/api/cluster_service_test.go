@@ -107,3 +107,44 @@ func TestEnrollmentTokensCarryThePinAndASetupCommand(t *testing.T) {
 	_, err = env.Enroll(ctx, resp.Msg.GetSecret(), testenv.Facts("n", "10.0.0.2"))
 	requireConnectCode(t, err, connect.CodeUnauthenticated, "revoked")
 }
+
+func TestADedicatedClusterIsBilledToItsOrganizationWhileItExists(t *testing.T) {
+	env := testenv.Start(t)
+	ctx := context.Background()
+	admin := env.Admin(t)
+	c := testenv.Client(env, clusterv1connect.NewClusterServiceClient, admin.Token)
+	org := env.NewOrg(t, admin, "Acme")
+
+	_, err := c.CreateCluster(ctx, connect.NewRequest(&clusterv1.CreateClusterRequest{Name: "shared", PricePerHour: 100}))
+	requireConnectCode(t, err, connect.CodeInvalidArgument, "price_per_hour")
+	_, err = c.CreateCluster(ctx, connect.NewRequest(&clusterv1.CreateClusterRequest{Name: "acme", DedicatedOrganizationId: org.String(),
+		PricePerHour: -1}))
+	requireConnectCode(t, err, connect.CodeInvalidArgument, "price_per_hour")
+
+	created, err := c.CreateCluster(ctx, connect.NewRequest(&clusterv1.CreateClusterRequest{Name: "acme",
+		DedicatedOrganizationId: org.String(), PricePerHour: 2500}))
+	require.NoError(t, err)
+	cl := created.Msg.GetCluster()
+	require.EqualValues(t, 2500, cl.GetPricePerHour())
+	require.Equal(t, "USD", cl.GetCurrency(), "the platform's currency for an organization without a wallet")
+	runs, err := env.Store.BillableRuns(ctx, "cluster", testenv.UUID(cl.GetId()))
+	require.NoError(t, err)
+	require.Len(t, runs, 1)
+	require.Nil(t, runs[0].EndedAt, "billed from its creation")
+	require.EqualValues(t, 1, runs[0].Quantity)
+	require.Equal(t, org, runs[0].OrganizationID)
+
+	// The organization's wallet now exists in USD: another currency is refused.
+	_, err = c.CreateCluster(ctx, connect.NewRequest(&clusterv1.CreateClusterRequest{Name: "acme-2",
+		DedicatedOrganizationId: org.String(), PricePerHour: 100, Currency: "EUR"}))
+	requireConnectCode(t, err, connect.CodeInvalidArgument, "currency")
+
+	_, err = c.DeleteCluster(ctx, connect.NewRequest(&clusterv1.DeleteClusterRequest{ClusterId: cl.GetId()}))
+	require.NoError(t, err)
+	runs, err = env.Store.BillableRuns(ctx, "cluster", testenv.UUID(cl.GetId()))
+	require.NoError(t, err)
+	for _, r := range runs {
+		// (A run shorter than a second is dropped rather than ended: never billed.)
+		require.NotNil(t, r.EndedAt, "billed until its deletion, not after")
+	}
+}

@@ -10,7 +10,7 @@
 // reason; actor; reference), in the same statement that updates the balance, while the
 // wallet row is locked; the database refuses to update or delete ledger rows. So the balance
 // always equals the sum of the ledger, which store.CheckWalletsBalance verifies. Each row has
-// a unique reference naming its source ("stripe:evt_…", "usage:<charge id>", "admin:<id>"):
+// a unique reference naming its source ("stripe:cs_…" for a top-up, "usage:<charge id>", "admin:<id>"):
 // posting the same reference again returns the first row and changes nothing, so a webhook
 // delivered twice or a charge retried after a crash is applied once. Whoever locks several
 // wallets in one transaction (metering) locks them in organization id order; Credit, Debit,

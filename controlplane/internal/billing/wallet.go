@@ -34,7 +34,7 @@ type Entry struct {
 	Amount int64
 	// Currency is an ISO 4217 code; the wallet's currency when it exists.
 	Currency string
-	// Reference names the source, unique across all wallets ("stripe:evt_…", "admin:<id>").
+	// Reference names the source, unique across all wallets ("stripe:cs_…" for a top-up, "admin:<id>").
 	// Posting a reference again changes nothing. Required.
 	Reference string
 	// Reason is shown in the ledger; required for refunds and adjustments.

@@ -25,6 +25,8 @@ import (
 	"skypanel/controlplane/internal/testenv"
 	appv1 "skypanel/shared/gen/go/skypanel/app/v1"
 	"skypanel/shared/gen/go/skypanel/app/v1/appv1connect"
+	billingv1 "skypanel/shared/gen/go/skypanel/billing/v1"
+	"skypanel/shared/gen/go/skypanel/billing/v1/billingv1connect"
 	domainv1 "skypanel/shared/gen/go/skypanel/domain/v1"
 	"skypanel/shared/gen/go/skypanel/domain/v1/domainv1connect"
 	planv1 "skypanel/shared/gen/go/skypanel/plan/v1"
@@ -38,8 +40,9 @@ const appImage = "whoami:e2e"
 // TestAppsOnThreeRealNodes is issue 5's end-to-end test on the three-node swarm: deploy an
 // image, scale it across nodes, reach it through the edge, give it a custom domain with a
 // certificate from a local ACME server, roll out under load without a failed request, roll
-// back by itself and by hand, keep tenants apart, stream logs from every replica, and finish
-// a deployment across a control-plane restart.
+// back by itself and by hand, keep tenants apart, stream logs from every replica, finish
+// a deployment across a control-plane restart, and suspend and resume the app as its
+// organization's balance runs out and is topped up.
 func TestAppsOnThreeRealNodes(t *testing.T) {
 	nodes := e2e.Up(t, 3)
 	ctx := t.Context()
@@ -52,6 +55,8 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 		// Node health is not under test here: a loaded machine must not make a node look
 		// down (it would have no room for apps).
 		cfg.NodeTTL, cfg.NodeGrace = 30*time.Second, 15*time.Second
+		// A balance that runs out suspends the apps five seconds later (step 10).
+		cfg.BillingGracePeriod = 5 * time.Second
 	})
 	importImage(t, nodes, whoamiBinary(t))
 	phase("import the app image on every node")
@@ -63,6 +68,13 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 	a := newTenant(t, c.env, "alice@example.com", "Acme", plan.Msg.GetPlan().GetId())
 	b := newTenant(t, c.env, "bob@example.com", "Beta", plan.Msg.GetPlan().GetId())
 	edge := &edgeClient{addr: nodes.Addr(1)}
+	// Money enough for the test: metering runs if an hour begins meanwhile.
+	billing := testenv.Client(c.env, billingv1connect.NewBillingServiceClient, c.admin.Token)
+	for _, tn := range []*tenant{a, b} {
+		_, err := billing.CreditWallet(ctx, connect.NewRequest(&billingv1.CreditWalletRequest{OrganizationId: tn.org,
+			Amount: 100000, Currency: "USD", Reason: "test credit"}))
+		require.NoError(t, err)
+	}
 
 	// 1. Deploy one replica; it answers through the edge by its default hostname.
 	web, dep := a.create(t, "web", appSpec("1", 1))
@@ -242,7 +254,33 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 	})
 	phase("control-plane restart mid-deploy")
 
-	// 10. Delete: the service, its route and its domain go.
+	// 10. The balance runs out: after the grace period the app is scaled to 0 and the edge
+	// answers with the suspended page; a top-up brings it back by itself.
+	ws, err := billing.ListWallets(ctx, connect.NewRequest(&billingv1.ListWalletsRequest{Query: "acme"}))
+	require.NoError(t, err)
+	require.Len(t, ws.Msg.GetWallets(), 1)
+	_, err = billing.AdjustWallet(ctx, connect.NewRequest(&billingv1.AdjustWalletRequest{OrganizationId: a.org,
+		Amount: -ws.Msg.GetWallets()[0].GetWallet().GetBalance() - 100, Reason: "test: spend it all"}))
+	require.NoError(t, err)
+	eventually(t, 90*time.Second, "the edge answering with the suspended page", func() bool {
+		body, code, err := edge.get(host)
+		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "suspended")
+	})
+	eventually(t, 60*time.Second, "no replica left running", func() bool {
+		return len(a.runningReplicas(t, web.GetId())) == 0
+	})
+	require.Equal(t, appv1.AppStatus_APP_STATUS_SUSPENDED, a.app(t, web.GetId()).GetStatus())
+	_, err = billing.CreditWallet(ctx, connect.NewRequest(&billingv1.CreditWalletRequest{OrganizationId: a.org,
+		Amount: 5000, Currency: "USD", Reason: "test top-up"}))
+	require.NoError(t, err)
+	eventually(t, 90*time.Second, "release 4 answering again after the top-up", func() bool {
+		body, _, err := edge.get(host)
+		return err == nil && strings.HasPrefix(body, "release=4 ")
+	})
+	require.Len(t, a.runningReplicas(t, web.GetId()), 3, "the app resumed with its three replicas")
+	phase("suspension when the balance runs out, resumption after a top-up")
+
+	// 11. Delete: the service, its route and its domain go.
 	_, err = a.apps.DeleteApp(ctx, connect.NewRequest(&appv1.DeleteAppRequest{OrganizationId: a.org, AppId: web.GetId()}))
 	require.NoError(t, err)
 	eventually(t, 60*time.Second, "the app gone", func() bool {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"skypanel/controlplane/internal/store"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
@@ -367,20 +366,11 @@ func (m *Manager) listenLoop(ctx context.Context) {
 // listen holds one dedicated connection (outside the pool) that LISTENs for new commands and
 // node changes and dispatches them until it fails or ctx is done.
 func (m *Manager) listen(ctx context.Context) (connected bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, m.store.Pool().Config().ConnConfig.Copy())
+	conn, closeConn, err := m.store.Listen(ctx, store.NodeCommandsChannel, store.NodeChangesChannel, store.NodeStandingChannel)
 	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
+		return false, err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	for _, ch := range []string{store.NodeCommandsChannel, store.NodeChangesChannel, store.NodeStandingChannel} {
-		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
-			return false, fmt.Errorf("listen: %w", err)
-		}
-	}
+	defer closeConn()
 	// Anything committed before LISTEN took effect was not notified: look again, and trust
 	// remembered certificate standings only while notifications can reach them.
 	m.standing.setLive(true)

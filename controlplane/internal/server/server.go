@@ -51,6 +51,7 @@ type Server struct {
 	logger    *slog.Logger
 	jobs      *river.Client[pgx.Tx]
 	deploy    *deploy.Deployer
+	rules     *billing.Rules
 	hub       *activity.Hub
 	nodes     *nodes.Manager
 	authority *ca.Authority
@@ -128,6 +129,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err := river.AddWorkerSafely(workers, meter.Worker()); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	invoicer, err := billing.NewInvoicer(billing.InvoiceOptions{Store: opts.Store, Logger: logger.With("component", "invoices")})
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, invoicer.Worker()); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	jobs, err := river.NewClient(riverpgxv5.New(opts.Store.Pool()), &river.Config{
 		Logger:  logger.With("component", "jobs"),
 		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
@@ -142,13 +150,25 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		// Hourly metering (it also runs at start, to catch up after downtime). A run rescued
 		// while another still goes charges nothing twice: the usage ledger is keyed by
 		// resource and hour.
-		PeriodicJobs: []*river.PeriodicJob{meter.PeriodicJob()},
+		// Hourly too, after metering: the invoices of finished months, once each.
+		PeriodicJobs: []*river.PeriodicJob{meter.PeriodicJob(), invoicer.PeriodicJob()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new server: job client: %w", err)
 	}
 	deployer.SetJobs(jobs)
+	mailer := mail.NewEnqueuer(jobs)
+	rules, err := billing.NewRules(billing.RulesOptions{Store: opts.Store, Suspender: deployer, Mail: mailer,
+		Threshold: int64(cfg.LowBalanceThreshold), Grace: cfg.BillingGracePeriod, PublicURL: cfg.PublicURL,
+		Logger: logger.With("component", "balance")})
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	hub := activity.NewHub(opts.Store, logger)
+	payments, err := newPaymentProvider(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,7 +176,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 
 	apiOpts := api.Options{
 		Store:          opts.Store,
-		Mail:           mail.NewEnqueuer(jobs),
+		Mail:           mailer,
 		Hub:            hub,
 		Logger:         logger.With("component", "api"),
 		Limiter:        auth.NewLoginLimiter(cfg.LoginFailuresPerAccount, cfg.LoginFailuresPerAddress, cfg.LoginFailureWindow),
@@ -171,6 +191,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		AgentURL:       cfg.AgentURL,
 		NodeCertTTL:    cfg.NodeCertTTL,
 		Deploy:         deployer,
+		Rules:          rules,
+		Meter:          meter,
+
+		// Top-ups (nil Payments: none).
+		Payments:        payments,
+		BillingCurrency: cfg.BillingCurrency,
 	}
 	handlerOpts := []connect.HandlerOption{
 		// Interceptors run outermost first: metrics and logs see every outcome, auth errors too.
@@ -212,11 +238,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	dl := downloads(cfg.DownloadsDir, cfg.PublicURL)
 	mux.Handle("GET /downloads/", dl)
 	mux.Handle("GET /setup-worker.sh", dl)
+	if err := registerPayments(mux, opts.Store, payments, cfg.PublicURL, logger.With("component", "payments")); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	mux.Handle("/", dashboard())
 
 	return &Server{
 		cfg: cfg, store: opts.Store, logger: logger, jobs: jobs, hub: hub, nodes: nodeManager, authority: authority,
 		deploy:  deployer,
+		rules:   rules,
 		handler: request.Middleware(withDeadlines(mux), cfg.TrustProxyHeaders),
 		agent:   request.Middleware(withDeadlines(nodeIdentity(agentMux, opts.Store, nodeManager)), false),
 	}, nil
@@ -247,6 +277,8 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	go func() { defer close(nodesDone); s.nodes.Run(hubCtx) }()
 	deployDone := make(chan struct{})
 	go func() { defer close(deployDone); s.deploy.Run(hubCtx, edgeSyncInterval) }()
+	rulesDone := make(chan struct{})
+	go func() { defer close(rulesDone); s.rules.Run(hubCtx) }()
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -301,6 +333,7 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	<-hubDone
 	<-nodesDone
 	<-deployDone
+	<-rulesDone
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -161,9 +161,11 @@ func (q *Queries) AdvanceDeployment(ctx context.Context, id uuid.UUID, s Deploym
 	return q.DeploymentByID(ctx, id)
 }
 
-// LastSucceededDeployment returns the newest deployment of the app that succeeded;
+// LastSucceededDeployment returns the newest deployment of the app that succeeded and set
+// its replicas (a suspension scales to 0 but leaves the app's replicas as they were);
 // ErrNotFound when none did.
 func (q *Queries) LastSucceededDeployment(ctx context.Context, appID uuid.UUID) (Deployment, error) {
 	return scanDeployment(q.db.QueryRow(ctx, `SELECT `+deploymentColumns+deploymentFrom+`
-		WHERE d.app_id = $1 AND d.state = 'succeeded' ORDER BY d.finished_at DESC LIMIT 1`, appID))
+		WHERE d.app_id = $1 AND d.state = 'succeeded' AND d.kind <> 'suspend'
+		ORDER BY d.finished_at DESC LIMIT 1`, appID))
 }

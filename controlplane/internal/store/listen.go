@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Backoff bounds for re-establishing a LISTEN connection.
@@ -35,4 +38,25 @@ func KeepListening(ctx context.Context, logger *slog.Logger, name string, listen
 		}
 		backoff = min(2*backoff, listenMaxBackoff)
 	}
+}
+
+// Listen opens a dedicated connection (outside the pool, so it never starves queries) that
+// LISTENs on channels. close closes it, even after ctx is done.
+func (s *Store) Listen(ctx context.Context, channels ...string) (conn *pgx.Conn, close func(), err error) {
+	conn, err = pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	close = func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}
+	for _, ch := range channels {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			close()
+			return nil, nil, fmt.Errorf("listen: %w", err)
+		}
+	}
+	return conn, close, nil
 }

@@ -6,6 +6,7 @@ import {
   Activity,
   Boxes,
   Building2,
+  ChartColumn,
   Check,
   ChevronsUpDown,
   KeyRound,
@@ -23,6 +24,7 @@ import {
   Tags,
   User as UserIcon,
   Users,
+  Wallet,
   X,
 } from "lucide-react";
 import { useState, type ReactNode } from "react";
@@ -170,6 +172,9 @@ function SidebarContent({ onNavigate }: { onNavigate: () => void }) {
                 API tokens
               </NavLink>
             )}
+            <NavLink href={orgPath(org.slug, "billing")} icon={<Wallet />} onNavigate={onNavigate}>
+              Billing
+            </NavLink>
             <NavLink href={orgPath(org.slug, "activity")} icon={<Activity />} onNavigate={onNavigate}>
               Activity
             </NavLink>
@@ -199,6 +204,12 @@ function SidebarContent({ onNavigate }: { onNavigate: () => void }) {
           </NavLink>
           <NavLink href="/admin/plans" icon={<Tags />} onNavigate={onNavigate}>
             Plans
+          </NavLink>
+          <NavLink href="/admin/billing" icon={<Wallet />} onNavigate={onNavigate}>
+            Billing
+          </NavLink>
+          <NavLink href="/admin/analytics" icon={<ChartColumn />} onNavigate={onNavigate}>
+            Analytics
           </NavLink>
           <NavLink href="/admin/activity" icon={<ScrollText />} onNavigate={onNavigate}>
             Platform activity

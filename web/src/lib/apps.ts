@@ -64,6 +64,8 @@ export const deploymentKindLabel: Record<DeploymentKind, string> = {
   [DeploymentKind.STOP]: "Stop",
   [DeploymentKind.START]: "Start",
   [DeploymentKind.DELETE]: "Delete",
+  [DeploymentKind.SUSPEND]: "Suspend",
+  [DeploymentKind.RESUME]: "Resume",
 };
 
 export const certificateStateInfo: Record<CertificateState, { label: string; tone: Tone }> = {

@@ -12,6 +12,8 @@ const Clusters = lazy(() => import("./Clusters"));
 const Cluster = lazy(() => import("./Cluster"));
 const Node = lazy(() => import("./Node"));
 const Plans = lazy(() => import("./plans/Plans"));
+const Billing = lazy(() => import("./billing/Billing"));
+const Analytics = lazy(() => import("./analytics/Analytics"));
 const NotFound = lazy(() => import("../NotFound"));
 
 export default function AdminRoutes() {
@@ -30,6 +32,8 @@ export default function AdminRoutes() {
         <Route path="/admin/clusters/:id" component={Cluster} />
         <Route path="/admin/nodes/:id" component={Node} />
         <Route path="/admin/plans" component={Plans} />
+        <Route path="/admin/billing" component={Billing} />
+        <Route path="/admin/analytics" component={Analytics} />
         <Route component={NotFound} />
       </Switch>
     </Suspense>

@@ -38,7 +38,8 @@ function CreateClusterDialog({ open, onOpenChange }: { open: boolean; onOpenChan
   const [name, setName] = useState("");
   const [org, setOrg] = useState("shared");
   const [encrypt, setEncrypt] = useState(false);
-  const form = useApiForm(["name", "dedicated_organization_id", "overlay_encryption"]);
+  const [price, setPrice] = useState("");
+  const form = useApiForm(["name", "dedicated_organization_id", "overlay_encryption", "price_per_hour", "currency"]);
   const orgs = useQuery(AdminService.method.listOrganizations, { query: "", pageSize: 200, pageToken: "" }, { enabled: open });
 
   function close(o: boolean) {
@@ -47,16 +48,28 @@ function CreateClusterDialog({ open, onOpenChange }: { open: boolean; onOpenChan
       setName("");
       setOrg("shared");
       setEncrypt(false);
+      setPrice("");
       form.reset();
     }
   }
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
+    // The price is typed in major units (e.g. 25.00); the API takes minor units.
+    const cents = price.trim() === "" ? 0 : Math.round(Number(price) * 100);
+    if (org !== "shared" && (!Number.isFinite(cents) || cents < 0)) {
+      form.setFieldError("price_per_hour", "Enter an amount such as 25.00, or leave it empty.");
+      return;
+    }
     let taken = false;
     const res = await form.run(async () => {
       try {
-        return await clusters.createCluster({ name: name.trim(), dedicatedOrganizationId: org === "shared" ? "" : org, overlayEncryption: encrypt });
+        return await clusters.createCluster({
+          name: name.trim(),
+          dedicatedOrganizationId: org === "shared" ? "" : org,
+          overlayEncryption: encrypt,
+          pricePerHour: BigInt(org === "shared" ? 0 : cents),
+        });
       } catch (err) {
         if (err instanceof ConnectError && err.code === Code.AlreadyExists) {
           taken = true;
@@ -87,6 +100,15 @@ function CreateClusterDialog({ open, onOpenChange }: { open: boolean; onOpenChan
         <Field label="Organization" hint="A dedicated cluster runs one organization's apps only." error={form.fields.dedicated_organization_id}>
           {(p) => <Select {...p} value={org} onValueChange={setOrg} options={options} />}
         </Field>
+        {org !== "shared" && (
+          <Field
+            label="Price per hour"
+            hint="Billed to the organization hourly, in its wallet's currency, from now until the cluster is deleted. Empty: not billed."
+            error={form.fields.price_per_hour ?? form.fields.currency}
+          >
+            {(p) => <Input {...p} inputMode="decimal" placeholder="25.00" value={price} onChange={(e) => setPrice(e.target.value)} />}
+          </Field>
+        )}
         <Field
           label="Encrypt overlay networks"
           hint="IPsec between nodes for app traffic. Needs kernel support (the ESP module) on every node; nodes without it report it."

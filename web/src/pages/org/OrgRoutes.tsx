@@ -13,6 +13,7 @@ const Settings = lazy(() => import("./Settings"));
 const Apps = lazy(() => import("./apps/Apps"));
 const NewApp = lazy(() => import("./apps/NewApp"));
 const AppDetail = lazy(() => import("./apps/AppDetail"));
+const Billing = lazy(() => import("./billing/Billing"));
 const NotFound = lazy(() => import("../NotFound"));
 
 export default function OrgRoutes({ params }: { params: { slug: string } }) {
@@ -49,6 +50,7 @@ export default function OrgRoutes({ params }: { params: { slug: string } }) {
           <Route path="/o/:slug/tokens" component={Tokens} />
           <Route path="/o/:slug/activity" component={Activity} />
           <Route path="/o/:slug/settings" component={Settings} />
+          <Route path="/o/:slug/billing" component={Billing} />
           <Route path="/o/:slug/apps" component={Apps} />
           <Route path="/o/:slug/apps/new" component={NewApp} />
           <Route path="/o/:slug/apps/:appId/:tab?" component={AppDetail} />

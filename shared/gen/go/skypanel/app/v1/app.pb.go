@@ -108,6 +108,10 @@ const (
 	DeploymentKind_DEPLOYMENT_KIND_STOP     DeploymentKind = 5
 	DeploymentKind_DEPLOYMENT_KIND_START    DeploymentKind = 6
 	DeploymentKind_DEPLOYMENT_KIND_DELETE   DeploymentKind = 7
+	// DEPLOYMENT_KIND_SUSPEND: the platform scaled the app to 0 (billing or an admin).
+	DeploymentKind_DEPLOYMENT_KIND_SUSPEND DeploymentKind = 8
+	// DEPLOYMENT_KIND_RESUME: the platform ended a suspension.
+	DeploymentKind_DEPLOYMENT_KIND_RESUME DeploymentKind = 9
 )
 
 // Enum value maps for DeploymentKind.
@@ -121,6 +125,8 @@ var (
 		5: "DEPLOYMENT_KIND_STOP",
 		6: "DEPLOYMENT_KIND_START",
 		7: "DEPLOYMENT_KIND_DELETE",
+		8: "DEPLOYMENT_KIND_SUSPEND",
+		9: "DEPLOYMENT_KIND_RESUME",
 	}
 	DeploymentKind_value = map[string]int32{
 		"DEPLOYMENT_KIND_UNSPECIFIED": 0,
@@ -131,6 +137,8 @@ var (
 		"DEPLOYMENT_KIND_STOP":        5,
 		"DEPLOYMENT_KIND_START":       6,
 		"DEPLOYMENT_KIND_DELETE":      7,
+		"DEPLOYMENT_KIND_SUSPEND":     8,
+		"DEPLOYMENT_KIND_RESUME":      9,
 	}
 )
 
@@ -3872,7 +3880,7 @@ const file_skypanel_app_v1_app_proto_rawDesc = "" +
 	"\x12APP_STATUS_STOPPED\x10\x04\x12\x15\n" +
 	"\x11APP_STATUS_FAILED\x10\x05\x12\x17\n" +
 	"\x13APP_STATUS_DELETING\x10\x06\x12\x18\n" +
-	"\x14APP_STATUS_SUSPENDED\x10\a*\xf4\x01\n" +
+	"\x14APP_STATUS_SUSPENDED\x10\a*\xad\x02\n" +
 	"\x0eDeploymentKind\x12\x1f\n" +
 	"\x1bDEPLOYMENT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16DEPLOYMENT_KIND_DEPLOY\x10\x01\x12\x1c\n" +
@@ -3881,7 +3889,9 @@ const file_skypanel_app_v1_app_proto_rawDesc = "" +
 	"\x17DEPLOYMENT_KIND_RESTART\x10\x04\x12\x18\n" +
 	"\x14DEPLOYMENT_KIND_STOP\x10\x05\x12\x19\n" +
 	"\x15DEPLOYMENT_KIND_START\x10\x06\x12\x1a\n" +
-	"\x16DEPLOYMENT_KIND_DELETE\x10\a*\xb2\x02\n" +
+	"\x16DEPLOYMENT_KIND_DELETE\x10\a\x12\x1b\n" +
+	"\x17DEPLOYMENT_KIND_SUSPEND\x10\b\x12\x1a\n" +
+	"\x16DEPLOYMENT_KIND_RESUME\x10\t*\xb2\x02\n" +
 	"\x0fDeploymentState\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEPLOYMENT_STATE_PENDING\x10\x01\x12\x1e\n" +

@@ -158,7 +158,7 @@ type Transaction struct {
 	Currency     string `protobuf:"bytes,4,opt,name=currency,proto3" json:"currency,omitempty"`
 	BalanceAfter int64  `protobuf:"varint,5,opt,name=balance_after,json=balanceAfter,proto3" json:"balance_after,omitempty"`
 	Reason       string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	// reference names the source: stripe:evt_…, usage:<id>, admin:<id>.
+	// reference names the source: stripe:cs_… (a top-up), usage:<id>, admin:<id>.
 	Reference     string                 `protobuf:"bytes,7,opt,name=reference,proto3" json:"reference,omitempty"`
 	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -168,8 +168,12 @@ type Cluster struct {
 	SwarmId           string                 `protobuf:"bytes,9,opt,name=swarm_id,json=swarmId,proto3" json:"swarm_id,omitempty"`
 	Error             string                 `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
 	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// price_per_hour is what the dedicated organization pays for the cluster per hour, in minor
+	// units of currency, billed hourly like apps; 0 for a shared cluster.
+	PricePerHour  int64  `protobuf:"varint,12,opt,name=price_per_hour,json=pricePerHour,proto3" json:"price_per_hour,omitempty"`
+	Currency      string `protobuf:"bytes,13,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cluster) Reset() {
@@ -277,6 +281,20 @@ func (x *Cluster) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Cluster) GetPricePerHour() int64 {
+	if x != nil {
+		return x.PricePerHour
+	}
+	return 0
+}
+
+func (x *Cluster) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
 }
 
 // Node is a server in a cluster, with its agent.
@@ -725,8 +743,13 @@ type CreateClusterRequest struct {
 	// dedicated_organization_id makes the cluster serve one organization only; empty: shared.
 	DedicatedOrganizationId string `protobuf:"bytes,2,opt,name=dedicated_organization_id,json=dedicatedOrganizationId,proto3" json:"dedicated_organization_id,omitempty"`
 	OverlayEncryption       bool   `protobuf:"varint,3,opt,name=overlay_encryption,json=overlayEncryption,proto3" json:"overlay_encryption,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// price_per_hour bills a dedicated cluster to its organization from its creation to its
+	// deletion (minor units; only for a dedicated cluster).
+	PricePerHour int64 `protobuf:"varint,4,opt,name=price_per_hour,json=pricePerHour,proto3" json:"price_per_hour,omitempty"`
+	// currency of price_per_hour; empty: the organization's wallet's, or the platform's.
+	Currency      string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateClusterRequest) Reset() {
@@ -778,6 +801,20 @@ func (x *CreateClusterRequest) GetOverlayEncryption() bool {
 		return x.OverlayEncryption
 	}
 	return false
+}
+
+func (x *CreateClusterRequest) GetPricePerHour() int64 {
+	if x != nil {
+		return x.PricePerHour
+	}
+	return 0
+}
+
+func (x *CreateClusterRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
 }
 
 type CreateClusterResponse struct {
@@ -2140,7 +2177,7 @@ var File_skypanel_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_skypanel_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"!skypanel/cluster/v1/cluster.proto\x12\x13skypanel.cluster.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dskypanel/agent/v1/agent.proto\"\xa6\x03\n" +
+	"!skypanel/cluster/v1/cluster.proto\x12\x13skypanel.cluster.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dskypanel/agent/v1/agent.proto\"\xe8\x03\n" +
 	"\aCluster\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x127\n" +
@@ -2155,7 +2192,9 @@ const file_skypanel_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\tR\x05error\x129\n" +
 	"\n" +
-	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x8c\a\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12$\n" +
+	"\x0eprice_per_hour\x18\f \x01(\x03R\fpricePerHour\x12\x1a\n" +
+	"\bcurrency\x18\r \x01(\tR\bcurrency\"\x8c\a\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -2211,11 +2250,13 @@ const file_skypanel_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\"\\\n" +
 	"\fMetricSeries\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
-	"\x06points\x18\x02 \x03(\v2 .skypanel.cluster.v1.MetricPointR\x06points\"\xfa\x01\n" +
+	"\x06points\x18\x02 \x03(\v2 .skypanel.cluster.v1.MetricPointR\x06points\"\xe0\x02\n" +
 	"\x14CreateClusterRequest\x12\x1d\n" +
 	"\x04name\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x04name\x12\x93\x01\n" +
 	"\x19dedicated_organization_id\x18\x02 \x01(\tBW\xbaHTrR2P^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$R\x17dedicatedOrganizationId\x12-\n" +
-	"\x12overlay_encryption\x18\x03 \x01(\bR\x11overlayEncryption\"O\n" +
+	"\x12overlay_encryption\x18\x03 \x01(\bR\x11overlayEncryption\x122\n" +
+	"\x0eprice_per_hour\x18\x04 \x01(\x03B\f\xbaH\t\"\a\x18\x80\xc2\xd7/(\x00R\fpricePerHour\x120\n" +
+	"\bcurrency\x18\x05 \x01(\tB\x14\xbaH\x11r\x0f2\r^([A-Z]{3})?$R\bcurrency\"O\n" +
 	"\x15CreateClusterResponse\x126\n" +
 	"\acluster\x18\x01 \x01(\v2\x1c.skypanel.cluster.v1.ClusterR\acluster\"\x15\n" +
 	"\x13ListClustersRequest\"P\n" +

@@ -132,7 +132,7 @@ export type Transaction = Message<"skypanel.billing.v1.Transaction"> & {
   reason: string;
 
   /**
-   * reference names the source: stripe:evt_…, usage:<id>, admin:<id>.
+   * reference names the source: stripe:cs_… (a top-up), usage:<id>, admin:<id>.
    *
    * @generated from field: string reference = 7;
    */
