@@ -38,7 +38,7 @@ type Env struct {
 	// AgentURL is the agent listener's URL (https://127.0.0.1:PORT).
 	AgentURL string
 	Server   *server.Server
-	stop     func()
+	stop     func(crashed bool)
 }
 
 // Option adjusts Start.
@@ -73,7 +73,7 @@ func Start(t testing.TB, options ...Option) *Env {
 	agentLn, err := net.Listen("tcp", net.JoinHostPort(o.host, "0"))
 	require.NoError(t, err)
 	cfg := config.Flags(newFlagSet())
-	cfg.DatabaseURL = DatabaseURL(t)
+	cfg.DatabaseURL = ownRole(t, DatabaseURL(t))
 	cfg.Listen = ln.Addr().String()
 	cfg.AgentListen = agentLn.Addr().String()
 	cfg.MasterKeyFile = MasterKeyFile(t)
@@ -115,11 +115,11 @@ func (e *Env) boot(t testing.TB, ln, agentLn net.Listener) {
 	e.Server = srv
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, server.Listeners{Public: ln, Agent: agentLn}) }()
-	e.stop = func() {
+	e.stop = func(crashed bool) {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
+			if err != nil && !errors.Is(err, context.Canceled) && !crashed {
 				t.Errorf("control plane stopped with: %v", err)
 			}
 		case <-time.After(30 * time.Second):
@@ -134,7 +134,7 @@ func (e *Env) boot(t testing.TB, ln, agentLn net.Listener) {
 func (e *Env) Stop(t testing.TB) {
 	t.Helper()
 	if e.stop != nil {
-		e.stop()
+		e.stop(false)
 		e.stop = nil
 	}
 }
@@ -144,6 +144,12 @@ func (e *Env) Stop(t testing.TB) {
 func (e *Env) Restart(t testing.TB) {
 	t.Helper()
 	e.Stop(t)
+	e.reboot(t)
+}
+
+// reboot starts a stopped control plane again on its addresses.
+func (e *Env) reboot(t testing.TB) {
+	t.Helper()
 	ln, err := net.Listen("tcp", e.Config.Listen)
 	require.NoError(t, err)
 	agentLn, err := net.Listen("tcp", e.Config.AgentListen)
