@@ -118,6 +118,9 @@ func startControlPlane(ctx context.Context, cfg Config, b bins, work, name strin
 	if cfg.DBMaxConns > 0 {
 		cp.cmd.Env = append(cp.cmd.Env, fmt.Sprintf("SKYPANEL_DB_MAX_CONNS=%d", cfg.DBMaxConns))
 	}
+	if cfg.MemoryLimit != "" {
+		cp.cmd.Env = append(cp.cmd.Env, "GOMEMLIMIT="+cfg.MemoryLimit)
+	}
 	cp.cmd.Stdout, cp.cmd.Stderr = logf, logf
 	if err := cp.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)

@@ -64,6 +64,9 @@ type Config struct {
 	// DBMaxConns is the control plane's Postgres pool size; 0 keeps its default
 	// (max(4, CPUs)).
 	DBMaxConns int
+	// MemoryLimit is the control plane's GOMEMLIMIT (e.g. "850MiB"); "" leaves the Go
+	// runtime's default (none).
+	MemoryLimit string
 	// ServerLogLevel is the control plane's log level; its logs go to a file in the work
 	// directory. Default info, as in production.
 	ServerLogLevel string
@@ -92,6 +95,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "how long the real agent and the exporter are sampled")
 	fs.StringVar(&cfg.NodeExporter, "node-exporter", "/usr/bin/prometheus-node-exporter", "prometheus-node-exporter binary")
 	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, "the control plane's Postgres pool size (0: its default)")
+	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "", "the control plane's GOMEMLIMIT, e.g. 850MiB (default: none)")
 	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "info", "the control plane's log level")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, binaries)")
 	if err := fs.Parse(args); err != nil {

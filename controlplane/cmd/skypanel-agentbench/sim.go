@@ -63,6 +63,9 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 	if cfg.DBMaxConns > 0 {
 		pool = fmt.Sprintf("Postgres pool of %d", cfg.DBMaxConns)
 	}
+	if cfg.MemoryLimit != "" {
+		pool += ", GOMEMLIMIT=" + cfg.MemoryLimit
+	}
 	fmt.Fprintf(stdout, "\n## Simulated agents: one control plane (own process, %s), report every %s, goal p99 < %s and RSS < %s\n\n",
 		pool, cfg.Interval, cfg.P99Goal, mib(cfg.RSSGoal))
 	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | bench CPU | enroll | all connected | meets goal |")
