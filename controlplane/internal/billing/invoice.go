@@ -28,21 +28,12 @@ const (
 const MonthLayout = "2006-01"
 
 // Invoice is an organization's usage charges for one calendar month (UTC) in one currency:
-// a line per resource, the total of the lines.
+// a line per resource, the total of the lines. An issued one is stored; a draft (the month
+// is not over, or not metered yet) has no ID, number or issue time.
 type Invoice struct {
-	// Number is unique on the platform; empty for a draft.
-	Number string
+	store.Invoice
 	// Status is InvoiceDraft or InvoiceIssued.
-	Status           string
-	OrganizationID   uuid.UUID
-	OrganizationName string
-	PeriodStart      time.Time
-	PeriodEnd        time.Time
-	Currency         string
-	Total            int64
-	// IssuedAt is zero for a draft.
-	IssuedAt time.Time
-	Lines    []store.InvoiceLine
+	Status string
 }
 
 // Month is the invoice's month, YYYY-MM.
@@ -231,9 +222,7 @@ func (iv *Invoicer) Issue(ctx context.Context, orgID uuid.UUID, start time.Time)
 
 // insert stores inv under the first of its numbers not taken by another invoice.
 func (iv *Invoicer) insert(ctx context.Context, q *store.Queries, inv Invoice) (store.Invoice, bool, error) {
-	rec := store.Invoice{OrganizationID: inv.OrganizationID, OrganizationName: inv.OrganizationName,
-		PeriodStart: inv.PeriodStart, PeriodEnd: inv.PeriodEnd, Currency: inv.Currency, Total: inv.Total,
-		IssuedAt: inv.IssuedAt, Lines: inv.Lines}
+	rec := inv.Invoice
 	for _, n := range invoiceNumbers(inv.OrganizationID, inv.PeriodStart, inv.Currency) {
 		rec.Number = n
 		got, inserted, err := q.InsertInvoice(ctx, rec)
@@ -285,8 +274,8 @@ func (iv *Invoicer) compute(ctx context.Context, q *store.Queries, orgID uuid.UU
 	for _, u := range usage {
 		inv := byCurrency[u.Currency]
 		if inv == nil {
-			inv = &Invoice{Status: InvoiceDraft, OrganizationID: orgID, OrganizationName: name, PeriodStart: start,
-				PeriodEnd: end, Currency: u.Currency}
+			inv = &Invoice{Status: InvoiceDraft, Invoice: store.Invoice{OrganizationID: orgID, OrganizationName: name,
+				PeriodStart: start, PeriodEnd: end, Currency: u.Currency}}
 			byCurrency[u.Currency] = inv
 			currencies = append(currencies, u.Currency)
 		}
@@ -382,9 +371,8 @@ func (iv *Invoicer) List(ctx context.Context, orgID uuid.UUID) ([]Invoice, error
 }
 
 func issuedInvoice(r store.Invoice) Invoice {
-	return Invoice{Number: r.Number, Status: InvoiceIssued, OrganizationID: r.OrganizationID,
-		OrganizationName: r.OrganizationName, PeriodStart: r.PeriodStart.UTC(), PeriodEnd: r.PeriodEnd.UTC(),
-		Currency: r.Currency, Total: r.Total, IssuedAt: r.IssuedAt.UTC(), Lines: r.Lines}
+	r.PeriodStart, r.PeriodEnd, r.IssuedAt = r.PeriodStart.UTC(), r.PeriodEnd.UTC(), r.IssuedAt.UTC()
+	return Invoice{Invoice: r, Status: InvoiceIssued}
 }
 
 // InvoiceArgs is the hourly durable job that issues the invoices of finished months. Hour

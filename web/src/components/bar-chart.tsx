@@ -1,7 +1,8 @@
 // A small SVG bar chart for amounts per period (an hour, a day): one bar per bucket on a time
 // axis, a few round ticks, the bucket's value under the pointer. Sparse data stays honest: a
 // bucket with nothing has no bar, where a line would run across it.
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
+import { useWidth } from "./chart";
 
 export interface Bar {
   t: number; // the bucket's start, ms since the epoch
@@ -55,17 +56,8 @@ export function BarChart({
   /** integer keeps the ticks whole (minor units of money, counts). */
   integer?: boolean;
 }) {
-  const ref = useRef<HTMLDivElement>(null);
-  const [width, setWidth] = useState(0);
+  const [ref, width] = useWidth<HTMLDivElement>();
   const [hover, setHover] = useState<Bar | null>(null);
-  useEffect(() => {
-    const el = ref.current;
-    if (!el) return;
-    setWidth(el.clientWidth);
-    const ro = new ResizeObserver(() => setWidth(el.clientWidth));
-    ro.observe(el);
-    return () => ro.disconnect();
-  }, []);
 
   const shown = bars.filter((b) => b.v > 0 && b.t + bucket > since && b.t < until);
   const ticks = roundTicks(Math.max(0, ...shown.map((b) => b.v)) * 1.05, !!integer);

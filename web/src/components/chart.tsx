@@ -43,7 +43,8 @@ function timeLabel(t: number, span: number): string {
   return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
-function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] {
+/** useWidth follows an element's width (0 until it is laid out). */
+export function useWidth<T extends HTMLElement>(): [React.RefObject<T | null>, number] {
   const ref = useRef<T>(null);
   const [w, setW] = useState(0);
   useEffect(() => {
