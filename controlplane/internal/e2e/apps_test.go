@@ -39,7 +39,7 @@ const appImage = "whoami:e2e"
 
 // TestAppsOnThreeRealNodes is issue 5's end-to-end test on the three-node swarm: deploy an
 // image, scale it across nodes, reach it through the edge, give it a custom domain with a
-// certificate from a local ACME server, roll out under load without a failed request, roll
+// certificate from a local ACME server (and renew it), roll out under load without a failed request, roll
 // back by itself and by hand, keep tenants apart, stream logs from every replica, finish
 // a deployment across a control-plane restart, and suspend and resume the app as its
 // organization's balance runs out and is topped up.
@@ -241,6 +241,22 @@ func TestAppsOnThreeRealNodes(t *testing.T) {
 		return err == nil && v.Msg.GetDomain().GetVerified()
 	})
 	phase("custom domain with an ACME certificate")
+
+	// Renewal: once the certificate is within 30 days of expiry (its recorded expiry moved
+	// there), the control plane orders a new one, which the edge then serves.
+	issued, err := edge.certificate("shop.example.com", roots)
+	require.NoError(t, err)
+	_, err = c.env.Store.Pool().Exec(ctx, `UPDATE domains SET cert_expires_at = now() + interval '10 days'
+		WHERE hostname = 'shop.example.com'`)
+	require.NoError(t, err)
+	eventually(t, 2*time.Minute, "a renewed certificate served by the edge", func() bool {
+		cert, err := edge.certificate("shop.example.com", roots)
+		return err == nil && cert.SerialNumber.Cmp(issued.SerialNumber) != 0
+	})
+	var expires time.Time
+	require.NoError(t, c.env.Store.Pool().QueryRow(ctx, `SELECT cert_expires_at FROM domains WHERE hostname = 'shop.example.com'`).Scan(&expires))
+	require.Greater(t, time.Until(expires), 30*24*time.Hour, "the renewed certificate's expiry is recorded")
+	phase("certificate renewal")
 
 	// 9. The control plane is killed in the middle of a deployment (as by kill -9: its
 	// database sessions cut, its job left running): after it comes back the deployment
@@ -445,6 +461,18 @@ func (e *edgeClient) get(host string) (string, int, error) {
 
 func (e *edgeClient) getTLS(host string, roots *x509.CertPool) (string, int, error) {
 	return fetchBody(e.client("443", roots), "https://"+host+"/")
+}
+
+// certificate is the certificate the edge presents for host over TLS, verified against roots.
+func (e *edgeClient) certificate(host string, roots *x509.CertPool) (*x509.Certificate, error) {
+	dialer := &net.Dialer{Timeout: 3 * time.Second}
+	conn, err := tls.DialWithDialer(dialer, "tcp", net.JoinHostPort(e.addr, "443"),
+		&tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
 func fetchBody(c *http.Client, url string) (string, int, error) {
