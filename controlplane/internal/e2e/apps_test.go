@@ -39,10 +39,10 @@ const appImage = "whoami:e2e"
 
 // TestAppsOnThreeRealNodes is issue 5's end-to-end test on the three-node swarm: deploy an
 // image, scale it across nodes, reach it through the edge, give it a custom domain with a
-// certificate from a local ACME server (and renew it), roll out under load without a failed request, roll
-// back by itself and by hand, keep tenants apart, stream logs from every replica, finish
-// a deployment across a control-plane restart, and suspend and resume the app as its
-// organization's balance runs out and is topped up.
+// certificate from a local ACME server and renew it, roll out under load without a failed
+// request, roll back by itself and by hand, keep tenants apart, stream logs from every
+// replica, finish a deployment across a control-plane crash, and suspend and resume the app
+// as its organization's balance runs out and is topped up.
 func TestAppsOnThreeRealNodes(t *testing.T) {
 	nodes := e2e.Up(t, 3)
 	ctx := t.Context()
