@@ -294,5 +294,19 @@ test("billing: top up through the test checkout, then usage, balance and invoice
     contexts.pop();
   });
 
+  await step("a negative balance warns on the organization's pages that its apps will be suspended", async () => {
+    await api.call(
+      "skypanel.billing.v1.BillingService",
+      "AdjustWallet",
+      { organizationId: org.id, amount: "-2100", reason: "test: below zero" },
+      admin.token,
+    );
+    await page.goto(`/o/${org.slug}/apps`);
+    const notice = page.locator('[data-balance-notice="grace"]');
+    await notice.getByText("The balance is negative: apps will be suspended at").waitFor();
+    await notice.getByRole("link", { name: "Billing" }).click();
+    await page.locator('[data-wallet-state="grace"]').waitFor();
+  });
+
   await ctx.close().catch(() => {});
 });

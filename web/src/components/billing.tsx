@@ -1,12 +1,15 @@
 // Billing for the dashboard: the API client, wallet states as words and colours, amounts typed
 // in major units, and saving the files the API renders (invoices, usage exports).
 import { createClient } from "@connectrpc/connect";
+import { useQuery } from "@connectrpc/connect-query";
 import type { ReactNode } from "react";
+import { Link } from "wouter";
 import { BillingService, type File as BillingFile, type Wallet } from "../gen/skypanel/billing/v1/billing_pb";
 import { transport } from "../lib/api";
 import { decimalToMinor, formatMoney } from "../lib/apps";
 import { formatDateTime } from "../lib/format";
-import { Badge } from "./ui";
+import { orgPath, useOrg } from "../lib/org";
+import { Badge, Banner } from "./ui";
 
 export const billing = createClient(BillingService, transport);
 
@@ -99,4 +102,25 @@ export function monthLabel(month: string): string {
   const m = /^(\d{4})-(\d{2})$/.exec(month);
   if (!m) return month;
   return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1)).toLocaleDateString(undefined, { month: "long", year: "numeric", timeZone: "UTC" });
+}
+
+/**
+ * BalanceNotice warns on the organization's pages while its apps are about to be suspended
+ * (grace) or are suspended, with the way to the billing page.
+ */
+export function BalanceNotice() {
+  const org = useOrg();
+  const q = useQuery(BillingService.method.getWallet, { organizationId: org.id }, { refetchInterval: 30_000 });
+  const w = q.data?.wallet;
+  if (w?.state !== "grace" && w?.state !== "suspended") return null;
+  return (
+    <div className="mb-4" data-balance-notice={w.state}>
+      <Banner tone={w.state === "suspended" ? "danger" : "warning"}>
+        {stateNote(w)}{" "}
+        <Link href={orgPath(org.slug, "billing")} className="font-medium underline">
+          Billing
+        </Link>
+      </Banner>
+    </div>
+  );
 }

@@ -4,6 +4,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { ChevronRight, Lock, Plus, Server } from "lucide-react";
 import { useState } from "react";
 import { Link, useLocation } from "wouter";
+import { parseAmount } from "../../components/billing";
 import { Dialog } from "../../components/dialog";
 import { Select } from "../../components/select";
 import { toast } from "../../components/toast";
@@ -55,10 +56,11 @@ function CreateClusterDialog({ open, onOpenChange }: { open: boolean; onOpenChan
 
   async function submit(e: React.FormEvent) {
     e.preventDefault();
-    // The price is typed in major units (e.g. 25.00); the API takes minor units.
-    const cents = price.trim() === "" ? 0 : Math.round(Number(price) * 100);
-    if (org !== "shared" && (!Number.isFinite(cents) || cents < 0)) {
-      form.setFieldError("price_per_hour", "Enter an amount such as 25.00, or leave it empty.");
+    // The price is typed in major units (e.g. 25.00) of the platform's usual currency; the
+    // API takes minor units and checks the organization's wallet currency.
+    const parsed = org === "shared" || price.trim() === "" ? { minor: 0n } : parseAmount(price, "USD");
+    if (parsed.error) {
+      form.setFieldError("price_per_hour", parsed.error);
       return;
     }
     let taken = false;
@@ -68,7 +70,7 @@ function CreateClusterDialog({ open, onOpenChange }: { open: boolean; onOpenChan
           name: name.trim(),
           dedicatedOrganizationId: org === "shared" ? "" : org,
           overlayEncryption: encrypt,
-          pricePerHour: BigInt(org === "shared" ? 0 : cents),
+          pricePerHour: parsed.minor ?? 0n,
         });
       } catch (err) {
         if (err instanceof ConnectError && err.code === Code.AlreadyExists) {

@@ -3,6 +3,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { Activity, CheckCircle2, Circle, KeyRound, MailPlus, Users } from "lucide-react";
 import { useState, type ReactNode } from "react";
 import { Link } from "wouter";
+import { BalanceNotice } from "../../components/billing";
 import { byNewest, EventRow } from "../../components/events";
 import { Badge, Button, Card, CardHeader, EmptyState, ErrorState, PageHeader, SkeletonRows, cx } from "../../components/ui";
 import { ActivityService } from "../../gen/skypanel/activity/v1/activity_pb";
@@ -152,6 +153,7 @@ export default function Overview() {
           )
         }
       />
+      <BalanceNotice />
       <div className="space-y-6">
         <div className="grid gap-3 sm:grid-cols-3">
           <Stat label="Your role" value={<Badge tone="accent" className="text-sm">{roleLabel[org.role]}</Badge>} hint={roleDescription[org.role]} />

@@ -3,6 +3,7 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { Boxes, ExternalLink, Plus } from "lucide-react";
 import { Link } from "wouter";
+import { BalanceNotice } from "../../../components/billing";
 import { Card, EmptyState, ErrorState, PageHeader, SkeletonRows, cx } from "../../../components/ui";
 import { AppService, type App } from "../../../gen/skypanel/app/v1/app_pb";
 import { PlanService, type Plan } from "../../../gen/skypanel/plan/v1/plan_pb";
@@ -91,6 +92,7 @@ export default function Apps() {
   return (
     <>
       <PageHeader title="Apps" description={`The applications ${org.name} runs.`} actions={may && list.length > 0 && <CreateAppLink />} />
+      <BalanceNotice />
       <Card>
         {q.isPending ? (
           <SkeletonRows label="Loading apps" />
