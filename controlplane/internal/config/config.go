@@ -85,6 +85,8 @@ type Config struct {
 	// BillingGracePeriod is how long a negative balance lasts before the organization's
 	// apps are suspended. Default 72h.
 	BillingGracePeriod time.Duration
+	// DebugListen serves Go's pprof profiles (/debug/pprof/) when set. Default none.
+	DebugListen string
 	// DownloadsDir holds the agent and installer binaries setup-worker downloads. Default bin.
 	DownloadsDir string
 
@@ -142,6 +144,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	str(&c.BillingCurrency, "billing-currency", "USD", "ISO 4217 currency of new organizations' wallets")
 	num(&c.LowBalanceThreshold, "low-balance-threshold", 500, "balance in minor units at or under which an organization is warned (organizations may set their own)")
 	dur(&c.BillingGracePeriod, "billing-grace-period", 72*time.Hour, "how long a negative balance lasts before the organization's apps are suspended")
+	str(&c.DebugListen, "debug-listen", "", "address serving Go's pprof profiles at /debug/pprof/, e.g. 127.0.0.1:6060 (empty: none; keep it on loopback)")
 	str(&c.DownloadsDir, "downloads-dir", "bin", "directory with the agent and installer binaries that setup-worker downloads")
 	str(&c.Mail.Addr, "smtp-addr", "", "SMTP server host:port; empty logs mail instead of sending it")
 	str(&c.Mail.Username, "smtp-username", "", "SMTP username (PLAIN auth when set)")
@@ -227,6 +230,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Mail.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--%w", err))
+	}
+	if c.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
+			errs = append(errs, fmt.Errorf("--debug-listen: %w", err))
+		}
 	}
 	switch c.PaymentProvider {
 	case "none", "test":

@@ -279,6 +279,13 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	go func() { defer close(deployDone); s.deploy.Run(hubCtx, edgeSyncInterval) }()
 	rulesDone := make(chan struct{})
 	go func() { defer close(rulesDone); s.rules.Run(hubCtx) }()
+	if s.cfg.DebugListen != "" {
+		_, stopDebug, err := serveDebug(s.cfg.DebugListen, s.logger)
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		defer stopDebug()
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
