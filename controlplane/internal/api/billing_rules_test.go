@@ -185,6 +185,18 @@ func TestAdminsSuspendAndResumeAnOrganizationByHand(t *testing.T) {
 	require.Equal(t, "suspended", set.Msg.GetWallet().GetState())
 	require.EqualValues(t, 100, set.Msg.GetWallet().GetLowBalanceThreshold())
 
+	// Going negative while suspended starts no grace period warning: the apps are stopped
+	// already.
+	b.adjust(t, -20000)
+	set, err = b.asOwner.SetLowBalanceThreshold(b.ctx, connect.NewRequest(&billingv1.SetLowBalanceThresholdRequest{OrganizationId: org, Amount: &th}))
+	require.NoError(t, err)
+	require.Equal(t, "suspended", set.Msg.GetWallet().GetState())
+	var warned int
+	require.NoError(t, b.env.Store.Pool().QueryRow(b.ctx, `SELECT count(*) FROM activity_events
+		WHERE organization_id = $1 AND event_type = 'wallet.grace_started'`, b.orgID).Scan(&warned))
+	require.Zero(t, warned)
+	b.credit(t, 20000)
+
 	listed, err := b.asAdmin.ListWallets(b.ctx, connect.NewRequest(&billingv1.ListWalletsRequest{State: "suspended"}))
 	require.NoError(t, err)
 	require.Len(t, listed.Msg.GetWallets(), 1)

@@ -180,6 +180,8 @@ func (r *Rules) apply(ctx context.Context, q *store.Queries, a store.BillingAcco
 		a.LowBalanceWarnedAt = nil
 	}
 	switch {
+	case w.Balance < 0 && a.NegativeSince == nil && a.SuspendedAt != nil:
+		a.NegativeSince = &now // already suspended: nothing more to warn about
 	case w.Balance < 0 && a.NegativeSince == nil:
 		a.NegativeSince = &now
 		ends := now.Add(r.opts.Grace)
