@@ -263,7 +263,13 @@ func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, r
 		return a, err
 	}
 	a.SuspendedAt, a.SuspendedBy, a.SuspendReason = nil, "", ""
-	if a.NegativeSince != nil {
+	// The balance now, not the account's last record of it (a top-up may not be checked yet).
+	w, err := q.Wallet(ctx, orgID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return a, err
+	}
+	a.NegativeSince = nil
+	if w.Balance < 0 {
 		now := r.opts.Now().UTC().Truncate(time.Second)
 		a.NegativeSince = &now
 	}
