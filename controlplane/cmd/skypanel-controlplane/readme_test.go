@@ -49,6 +49,7 @@ func TestReadmeCurlExamplesWorkAsWritten(t *testing.T) {
 	for _, want := range []string{
 		`"email":"ada@example.com"`,                                      // SignUp and WhoAmI
 		"organization.created", "invitation.created", "apitoken.created", // ListActivity with the API token
+		`"state":"ok"`, `"lowBalanceThreshold":"500"`, "}}hour\n", // the wallet and the usage report
 		`"code":"invalid_argument"`, "email: ", "password: ", // the bad-input example
 	} {
 		require.Contains(t, got, want, "README example output:\n%s", got)
