@@ -173,6 +173,8 @@ func TestAdminsSuspendAndResumeAnOrganizationByHand(t *testing.T) {
 	require.Equal(t, "admin", s.Msg.GetWallet().GetSuspendedBy())
 	require.Equal(t, "abuse report", s.Msg.GetWallet().GetSuspendReason())
 	b.scaledTo(t, appv1.DeploymentKind_DEPLOYMENT_KIND_SUSPEND, 0)
+	told := b.env.Mail.WaitFor(t, "dev@example.com", "Apps suspended for Acme")
+	require.Contains(t, told.Text, "abuse report", "the organization's owner is told why")
 	_, err = b.asAdmin.SuspendOrganization(b.ctx, connect.NewRequest(&billingv1.SuspendOrganizationRequest{OrganizationId: org, Reason: "again"}))
 	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err))
 

@@ -198,21 +198,20 @@ func (r *Rules) apply(ctx context.Context, q *store.Queries, a store.BillingAcco
 	}
 	switch {
 	case a.SuspendedAt == nil && a.NegativeSince != nil && !now.Before(a.NegativeSince.Add(r.opts.Grace)):
-		n, err := r.opts.Suspender.SuspendApps(ctx, q, org.ID, "suspended: the balance stayed negative past the grace period")
-		if err != nil {
+		e := store.ActivityEvent{ActorKind: store.ActorSystem, Metadata: map[string]string{"balance": money, "currency": w.Currency}}
+		if err := r.suspension(ctx, q, org.ID, &a, true, store.SuspendedByBilling, "balance negative past the grace period", e); err != nil {
 			return a, err
 		}
-		a.SuspendedAt, a.SuspendedBy, a.SuspendReason = &now, store.SuspendedByBilling, "balance negative past the grace period"
-		err = r.tell(ctx, q, org, "organization.suspended", map[string]string{"by": store.SuspendedByBilling,
-			"balance": money, "currency": w.Currency, "apps": strconv.Itoa(n)},
-			"Apps suspended", fmt.Sprintf("The balance of %s stayed negative (%s) past its grace period, so its apps are "+
-				"suspended. They start again by themselves once a top-up makes the balance positive.",
-				org.Name, mailMoney(w.Balance, w.Currency)))
+		err := r.mail(ctx, q, org, "Apps suspended", fmt.Sprintf("The balance of %s stayed negative (%s) past its grace "+
+			"period, so its apps are suspended. They start again by themselves once a top-up makes the balance positive.",
+			org.Name, mailMoney(w.Balance, w.Currency)))
 		if err != nil {
 			return a, err
 		}
 	case a.SuspendedBy == store.SuspendedByBilling && w.Balance > 0:
-		if _, err := r.resume(ctx, q, org, &a, "resumed: the balance is positive again"); err != nil {
+		err := r.suspension(ctx, q, org.ID, &a, false, store.SuspendedByBilling, "the balance is positive again",
+			store.ActivityEvent{ActorKind: store.ActorSystem})
+		if err != nil {
 			return a, err
 		}
 	}
@@ -220,7 +219,8 @@ func (r *Rules) apply(ctx context.Context, q *store.Queries, a store.BillingAcco
 }
 
 // Suspend suspends the organization's apps by an admin's decision, in the caller's
-// transaction; only an admin resumes them. It returns the account after.
+// transaction; only an admin resumes them. by is the admin's activity event (its actor);
+// the organization's admins are told by mail. It returns the account after.
 func (r *Rules) Suspend(ctx context.Context, q *store.Queries, orgID uuid.UUID, reason string, by store.ActivityEvent) (store.BillingAccount, error) {
 	a, err := q.LockBillingAccount(ctx, orgID)
 	if err != nil {
@@ -229,23 +229,18 @@ func (r *Rules) Suspend(ctx context.Context, q *store.Queries, orgID uuid.UUID, 
 	if a.SuspendedBy == store.SuspendedByAdmin {
 		return a, fmt.Errorf("suspend organization: %w: already suspended by an admin", store.ErrConflict)
 	}
-	n, err := r.opts.Suspender.SuspendApps(ctx, q, orgID, "suspended by a platform admin: "+reason)
+	org, err := q.OrganizationByID(ctx, orgID)
 	if err != nil {
 		return a, err
 	}
-	now := r.opts.Now().UTC().Truncate(time.Second)
-	if a.SuspendedAt == nil {
-		a.SuspendedAt = &now
+	if err := r.suspension(ctx, q, orgID, &a, true, store.SuspendedByAdmin, reason, by); err != nil {
+		return a, err
 	}
-	a.SuspendedBy, a.SuspendReason = store.SuspendedByAdmin, reason
 	if err := q.UpdateBillingAccount(ctx, a); err != nil {
 		return a, err
 	}
-	by.EventType, by.EntityType, by.EntityID = "organization.suspended", "organization", orgID.String()
-	by.OrganizationID = &orgID
-	by.Metadata = map[string]string{"by": store.SuspendedByAdmin, "reason": reason, "apps": strconv.Itoa(n)}
-	_, err = q.InsertActivity(ctx, by)
-	return a, err
+	return a, r.mail(ctx, q, org, "Apps suspended", fmt.Sprintf("A platform administrator suspended the apps of %s: %s.\n"+
+		"They stay stopped until an administrator resumes them.", org.Name, reason))
 }
 
 // Resume ends a suspension by an admin's decision, in the caller's transaction. A balance
@@ -258,11 +253,9 @@ func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, r
 	if a.SuspendedAt == nil {
 		return a, fmt.Errorf("resume organization: %w: it is not suspended", store.ErrConflict)
 	}
-	n, err := r.opts.Suspender.ResumeApps(ctx, q, orgID, "resumed by a platform admin: "+reason)
-	if err != nil {
+	if err := r.suspension(ctx, q, orgID, &a, false, store.SuspendedByAdmin, reason, by); err != nil {
 		return a, err
 	}
-	a.SuspendedAt, a.SuspendedBy, a.SuspendReason = nil, "", ""
 	// The balance now, not the account's last record of it (a top-up may not be checked yet).
 	w, err := q.Wallet(ctx, orgID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -273,27 +266,36 @@ func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, r
 		now := r.opts.Now().UTC().Truncate(time.Second)
 		a.NegativeSince = &now
 	}
-	if err := q.UpdateBillingAccount(ctx, a); err != nil {
-		return a, err
-	}
-	by.EventType, by.EntityType, by.EntityID = "organization.resumed", "organization", orgID.String()
-	by.OrganizationID = &orgID
-	by.Metadata = map[string]string{"by": store.SuspendedByAdmin, "reason": reason, "apps": strconv.Itoa(n)}
-	_, err = q.InsertActivity(ctx, by)
-	return a, err
+	return a, q.UpdateBillingAccount(ctx, a)
 }
 
-// resume ends a billing suspension (the caller holds the account's lock and writes a back).
-func (r *Rules) resume(ctx context.Context, q *store.Queries, org store.Organization, a *store.BillingAccount, why string) (int, error) {
-	n, err := r.opts.Suspender.ResumeApps(ctx, q, org.ID, why)
-	if err != nil {
-		return 0, err
+// suspension suspends (on) or resumes every app of the organization and records it on its
+// locked account a (the caller writes a back), with the activity event e: the caller sets
+// its actor and any metadata, this the rest.
+func (r *Rules) suspension(ctx context.Context, q *store.Queries, orgID uuid.UUID, a *store.BillingAccount, on bool, by, reason string, e store.ActivityEvent) error {
+	var n int
+	var err error
+	if on {
+		n, err = r.opts.Suspender.SuspendApps(ctx, q, orgID, "suspended: "+reason)
+		if a.SuspendedAt == nil {
+			now := r.opts.Now().UTC().Truncate(time.Second)
+			a.SuspendedAt = &now
+		}
+		a.SuspendedBy, a.SuspendReason, e.EventType = by, reason, "organization.suspended"
+	} else {
+		n, err = r.opts.Suspender.ResumeApps(ctx, q, orgID, "resumed: "+reason)
+		a.SuspendedAt, a.SuspendedBy, a.SuspendReason, e.EventType = nil, "", "", "organization.resumed"
 	}
-	a.SuspendedAt, a.SuspendedBy, a.SuspendReason = nil, "", ""
-	_, err = q.InsertActivity(ctx, store.ActivityEvent{ActorKind: store.ActorSystem, OrganizationID: &org.ID,
-		EventType: "organization.resumed", EntityType: "organization", EntityID: org.ID.String(),
-		Metadata: map[string]string{"by": store.SuspendedByBilling, "apps": strconv.Itoa(n)}})
-	return n, err
+	if err != nil {
+		return err
+	}
+	e.OrganizationID, e.EntityType, e.EntityID = &orgID, "organization", orgID.String()
+	if e.Metadata == nil {
+		e.Metadata = map[string]string{}
+	}
+	e.Metadata["by"], e.Metadata["reason"], e.Metadata["apps"] = by, reason, strconv.Itoa(n)
+	_, err = q.InsertActivity(ctx, e)
+	return err
 }
 
 // tell writes an activity event and mails the organization's admins and owners.
@@ -302,6 +304,11 @@ func (r *Rules) tell(ctx context.Context, q *store.Queries, org store.Organizati
 		EventType: eventType, EntityType: "organization", EntityID: org.ID.String(), Metadata: meta}); err != nil {
 		return err
 	}
+	return r.mail(ctx, q, org, subject, text)
+}
+
+// mail tells the organization's admins and owners, in the caller's transaction.
+func (r *Rules) mail(ctx context.Context, q *store.Queries, org store.Organization, subject, text string) error {
 	if r.opts.Mail == nil {
 		return nil
 	}
