@@ -10,12 +10,9 @@
 // environment is saved (a new release), it rolls back, and it is deleted.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { api, env, launch, logInUI, newContext, shot, stepper, until } from "./lib.mjs";
+import { api, env, launch, logInUI, newContext, shot, spawnSimAgent, stepper, until } from "./lib.mjs";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const swarm = process.env.SKYPANEL_E2E_SWARM === "1";
 const agentURL = process.env.AGENT_URL;
 const run = Date.now().toString(36);
@@ -81,9 +78,7 @@ function realCluster(name) {
 function simCluster(name) {
   return nodeCluster(name, async (secret) => {
     const args = ["--agent-url", agentURL, "--token", secret, "--hostname", `sim-${name}`];
-    const child = process.env.SIMAGENT
-      ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
-      : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnSimAgent(args);
     agents.push(child);
     child.stdout.resume();
     child.stderr.resume();

@@ -6,14 +6,10 @@
 // page shows the usage (2 replicas × 2 hours × the plan's price), the lower balance (plus the
 // admin's 1.00 credit), and the month's invoice, which downloads as PDF and CSV.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { api, env, launch, logInUI, newContext, psql, shot, stepper, until } from "./lib.mjs";
+import { api, env, launch, logInUI, newContext, psql, shot, spawnSimAgent, stepper, until } from "./lib.mjs";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const agentURL = process.env.AGENT_URL;
 const run = Date.now().toString(36);
 const password = "pay-as-you-go-2026";
@@ -49,9 +45,7 @@ async function simCluster(admin) {
   const { cluster } = await api.call(cs, "CreateCluster", { name: `billing-${run}` }, admin.token);
   const res = await api.call(cs, "CreateEnrollmentToken", { clusterId: cluster.id, role: "NODE_ROLE_MANAGER", ttl: "600s", usageLimit: 1 }, admin.token);
   const args = ["--agent-url", agentURL, "--token", res.secret, "--hostname", `sim-billing-${run}`];
-  const child = process.env.SIMAGENT
-    ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnSimAgent(args);
   agents.push(child);
   child.stdout.resume();
   child.stderr.resume();

@@ -3,13 +3,9 @@
 // agent protocol without Docker) enrolls with it and appears live, turns ready, shows metric
 // charts; a second (worker) node is drained and removed with confirmations.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { api, env, launch, logInUI, newContext, shot, stepper, until } from "./lib.mjs";
+import { api, env, launch, logInUI, newContext, shot, spawnSimAgent, stepper, until } from "./lib.mjs";
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const agentURL = process.env.AGENT_URL;
 const run = Date.now().toString(36);
 const clusterName = `eu-west-${run}`;
@@ -28,9 +24,7 @@ after(async () => {
 /** simAgent starts a simulated node enrolling with token; resolves with its node id. */
 function simAgent(token, hostname, extra = []) {
   const args = ["--agent-url", agentURL, "--token", token, "--hostname", hostname, ...extra];
-  const child = process.env.SIMAGENT
-    ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
-    : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnSimAgent(args);
   agents.push(child);
   let out = "";
   let err = "";

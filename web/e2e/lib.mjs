@@ -1,5 +1,5 @@
 // Helpers for the browser tests: the browser, users, mail, the API, screenshots.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -200,4 +200,17 @@ export async function psql(sql) {
     timeout: 30_000,
   });
   return stdout.trim();
+}
+
+const repoDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * spawnSimAgent starts a simulated node (web/e2e/simagent: the real enrollment and session,
+ * commands acknowledged, nothing run) with args; run.sh builds it into SIMAGENT. Its output
+ * is piped: read it, or call resume() on the streams.
+ */
+export function spawnSimAgent(args) {
+  return process.env.SIMAGENT
+    ? spawn(process.env.SIMAGENT, args, { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn("go", ["run", "./web/e2e/simagent", ...args], { cwd: repoDir, stdio: ["ignore", "pipe", "pipe"] });
 }

@@ -58,15 +58,17 @@ func reportRequest(orgID, appID string, from, to *timestamppb.Timestamp) billing
 		id := uuid.MustParse(appID)
 		r.AppID = &id
 	}
-	if from != nil {
-		t := from.AsTime()
-		r.From = &t
-	}
-	if to != nil {
-		t := to.AsTime()
-		r.To = &t
-	}
+	r.From, r.To = optionalTime(from), optionalTime(to)
 	return r
+}
+
+// optionalTime is ts as a time, or nil when the request left it out.
+func optionalTime(ts *timestamppb.Timestamp) *time.Time {
+	if ts == nil {
+		return nil
+	}
+	t := ts.AsTime()
+	return &t
 }
 
 // ListInvoices lists the organization's issued invoices, newest first, with the current
@@ -140,16 +142,7 @@ func (s *BillingService) invoicer() (*billing.Invoicer, error) {
 // GetAnalytics is the platform's revenue, top-ups, apps by status, cluster capacity and
 // top spenders.
 func (s *BillingService) GetAnalytics(ctx context.Context, req *connect.Request[billingv1.GetAnalyticsRequest]) (*connect.Response[billingv1.GetAnalyticsResponse], error) {
-	var from, to *time.Time
-	if req.Msg.GetFrom() != nil {
-		t := req.Msg.GetFrom().AsTime()
-		from = &t
-	}
-	if req.Msg.GetTo() != nil {
-		t := req.Msg.GetTo().AsTime()
-		to = &t
-	}
-	a, err := billing.PlatformAnalytics(ctx, s.opts.Store, from, to, time.Now())
+	a, err := billing.PlatformAnalytics(ctx, s.opts.Store, optionalTime(req.Msg.GetFrom()), optionalTime(req.Msg.GetTo()), time.Now())
 	if err != nil {
 		return nil, reportErr("analytics", err)
 	}

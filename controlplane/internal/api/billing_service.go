@@ -78,24 +78,13 @@ func (s *BillingService) ListTransactions(ctx context.Context, req *connect.Requ
 	return connect.NewResponse(out), nil
 }
 
-// maxUsageRange bounds one usage listing.
-const maxUsageRange = 92 * 24 * time.Hour
-
-// ListUsage lists the organization's hourly charges in a range (default: the last 24 hours).
+// ListUsage lists the organization's hourly charges in a range (default: the last 24 hours,
+// at most 92 days).
 func (s *BillingService) ListUsage(ctx context.Context, req *connect.Request[billingv1.ListUsageRequest]) (*connect.Response[billingv1.ListUsageResponse], error) {
-	to := time.Now()
-	if req.Msg.GetTo() != nil {
-		to = req.Msg.GetTo().AsTime()
-	}
-	from := to.Add(-24 * time.Hour)
-	if req.Msg.GetFrom() != nil {
-		from = req.Msg.GetFrom().AsTime()
-	}
-	switch {
-	case !from.Before(to):
-		return nil, invalid(workload.FieldErrors{{Field: "from", Reason: "must be before to"}})
-	case to.Sub(from) > maxUsageRange:
-		return nil, invalid(workload.FieldErrors{{Field: "from", Reason: "the range may span at most 92 days"}})
+	from, to, err := billing.ResolveRange(optionalTime(req.Msg.GetFrom()), optionalTime(req.Msg.GetTo()), time.Now(),
+		24*time.Hour, billing.MaxReportRange)
+	if err != nil {
+		return nil, reportErr("usage", err)
 	}
 	cs, err := s.opts.Store.UsageCharges(ctx, uuid.MustParse(req.Msg.GetOrganizationId()), from, to)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"skypanel/controlplane/internal/billing"
 	"skypanel/controlplane/internal/store"
@@ -97,4 +98,15 @@ func TestAdminsCreditAndAdjustWalletsWithAReason(t *testing.T) {
 	require.NotEmpty(t, u.Msg.GetCharges())
 	require.EqualValues(t, 60*int64(len(u.Msg.GetCharges())), u.Msg.GetTotal(), "2 replicas × 30 per full hour")
 	require.Equal(t, "USD", u.Msg.GetCurrency())
+
+	// A range backwards or over 92 days is refused, naming the field.
+	now := time.Now()
+	for _, r := range []*billingv1.ListUsageRequest{
+		{OrganizationId: orgID.String(), From: timestamppb.New(now), To: timestamppb.New(now.Add(-time.Hour))},
+		{OrganizationId: orgID.String(), From: timestamppb.New(now.Add(-93 * 24 * time.Hour)), To: timestamppb.New(now)},
+	} {
+		_, err := asOwner.ListUsage(ctx, connect.NewRequest(r))
+		require.Equal(t, connect.CodeInvalidArgument, connect.CodeOf(err))
+		require.Contains(t, err.Error(), "from:")
+	}
 }
