@@ -1,21 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +113,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			return err
 		}
 		selfStart, _ := sampleProc(os.Getpid())
-		logStart := fileSize(cp.logPath)
+		histStart := reportHistogram(cp.url)
 		drops := rec.drops.Load()
 		rec.start()
 		maxRSS := cpStart.RSS
@@ -126,7 +128,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			maxRSS = max(maxRSS, s.RSS)
 		}
 		lat, errs := rec.stop()
-		serverP99 := serverReportP99(cp.logPath, logStart, fileSize(cp.logPath))
+		serverP99 := histogramP99(histStart, reportHistogram(cp.url))
 		cpEnd, err := sampleProc(cp.pid())
 		if err != nil {
 			return err
@@ -195,45 +197,59 @@ func prevStep(steps []int, target int) int {
 	return steps[i-1]
 }
 
-// fileSize is the size of path, 0 if unknown.
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
+// reportHistogram reads the control plane's Report duration histogram from its /metrics:
+// cumulative counts by upper bound in seconds (nil if it cannot be read).
+func reportHistogram(base string) map[float64]float64 {
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return 0
+		return nil
 	}
-	return fi.Size()
-}
-
-// serverReportP99 is the p99 of the Report durations the control plane logged (whole
-// milliseconds, info level) between two offsets of its log: the time inside the handler
-// chain, without the network, TLS and HTTP/2 on either side or the simulator's scheduling.
-func serverReportP99(path string, from, to int64) string {
-	f, err := os.Open(path)
-	if err != nil || to <= from {
-		return "n/a"
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
 	}
-	defer f.Close()
-	buf := make([]byte, to-from)
-	if _, err := f.ReadAt(buf, from); err != nil {
-		return "n/a"
-	}
-	var ds []time.Duration
-	for _, line := range bytes.Split(buf, []byte("\n")) {
-		if !bytes.Contains(line, []byte(`AgentService/Report"`)) {
+	out := map[float64]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "skypanel_rpc_duration_seconds_bucket{") || !strings.Contains(line, `AgentService/Report"`) {
 			continue
 		}
-		var entry struct {
-			DurationMS int64 `json:"duration_ms"`
+		m := bucketRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
 		}
-		if json.Unmarshal(line, &entry) == nil {
-			ds = append(ds, time.Duration(entry.DurationMS)*time.Millisecond)
+		le, err1 := strconv.ParseFloat(m[1], 64)
+		n, err2 := strconv.ParseFloat(m[2], 64)
+		if err1 == nil && err2 == nil {
+			out[le] = n
 		}
 	}
-	if len(ds) == 0 {
+	return out
+}
+
+var bucketRE = regexp.MustCompile(`le="([^"]+)".*\}\s+(\S+)$`)
+
+// histogramP99 is the bucket holding the 99th percentile of the Reports timed between two
+// readings of the histogram: the time inside the handler chain (the interceptors and the
+// handler), without the network, TLS and HTTP/2 on either side or the simulator's scheduling.
+func histogramP99(from, to map[float64]float64) string {
+	if to == nil {
 		return "n/a"
 	}
-	slices.Sort(ds)
-	return fmt.Sprintf("%d ms", pct(ds, 99)/time.Millisecond)
+	bounds := slices.Sorted(maps.Keys(to))
+	total := to[math.Inf(1)] - from[math.Inf(1)]
+	if total <= 0 {
+		return "n/a"
+	}
+	for _, le := range bounds {
+		if to[le]-from[le] >= 0.99*total {
+			if math.IsInf(le, 1) {
+				return fmt.Sprintf("> %g ms", bounds[len(bounds)-2]*1000)
+			}
+			return fmt.Sprintf("≤ %g ms", le*1000)
+		}
+	}
+	return "n/a"
 }
 
 // simAgent is one simulated node: its own key, certificate and HTTP/2 connection.

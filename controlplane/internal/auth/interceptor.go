@@ -70,18 +70,31 @@ func (i *Interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conn
 // as the handler receives it.
 func (i *Interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		// The request message comes later, so the caller's membership is looked up then.
-		ctx, p, rule, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"), nil)
+		ctx, checked, err := i.checkStream(ctx, conn)
 		if err != nil {
 			return err
 		}
-		return next(ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
-			if err := i.authorize(ctx, p, rule, msg); err != nil {
-				return err
-			}
-			return i.validate(msg)
-		}})
+		return next(ctx, checked)
 	}
+}
+
+// checkStream authenticates a stream's caller and wraps conn to authorize and validate the
+// request message as the handler receives it (it comes later, so the caller's membership is
+// looked up then). It is a function of its own so that its locals are not on the stack of
+// a stream's goroutine for the stream's life: see nodes.Manager.open.
+//
+//go:noinline
+func (i *Interceptor) checkStream(ctx context.Context, conn connect.StreamingHandlerConn) (context.Context, connect.StreamingHandlerConn, error) {
+	ctx, p, rule, err := i.authenticate(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ctx, &checkedConn{StreamingHandlerConn: conn, check: func(msg any) error {
+		if err := i.authorize(ctx, p, rule, msg); err != nil {
+			return err
+		}
+		return i.validate(msg)
+	}}, nil
 }
 
 type checkedConn struct {

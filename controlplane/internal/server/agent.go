@@ -30,39 +30,49 @@ type standingLookup interface {
 // Ack, Renew, ...) is checked against fresh, the database itself.
 func nodeIdentity(next http.Handler, fresh, cached standingLookup) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-			next.ServeHTTP(w, r)
-			return
-		}
-		ctx := r.Context()
-		leaf := r.TLS.VerifiedChains[0][0]
-		idText, err := pki.NodeID(leaf)
-		nodeID, perr := uuid.Parse(idText)
-		if err != nil || perr != nil {
-			next.ServeHTTP(w, r.WithContext(auth.WithNodeRefusal(ctx, "the client certificate names no node")))
-			return
-		}
-		serial := ca.Serial(leaf)
-		lookup := fresh
-		if r.URL.Path == agentv1connect.AgentServiceReportProcedure {
-			lookup = cached
-		}
-		standing, err := lookup.CertificateStanding(ctx, serial)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			ctx = auth.WithNodeRefusal(ctx, "this node certificate was not issued by this control plane")
-		case err != nil:
+		ctx, ok := identify(r, fresh, cached)
+		if !ok {
 			http.Error(w, "certificate check unavailable", http.StatusServiceUnavailable)
 			return
-		case standing.NodeID != nodeID:
-			ctx = auth.WithNodeRefusal(ctx, "this node certificate does not match its record")
-		case standing.NodeRemoved:
-			ctx = auth.WithNodeRefusal(ctx, "this node was removed from its cluster; enroll it again with a new token")
-		case standing.Revoked:
-			ctx = auth.WithNodeRefusal(ctx, "this node certificate was revoked")
-		default:
-			ctx = auth.WithNode(ctx, auth.NodeIdentity{NodeID: nodeID, Serial: serial})
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// identify returns r's context with the node its certificate names, or with the reason it is
+// refused; false when the check cannot be made. It is a function of its own so that its locals
+// are not on the stack of a command stream's goroutine for the stream's life (see
+// nodes.Manager.open).
+//
+//go:noinline
+func identify(r *http.Request, fresh, cached standingLookup) (context.Context, bool) {
+	ctx := r.Context()
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return ctx, true
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	idText, err := pki.NodeID(leaf)
+	nodeID, perr := uuid.Parse(idText)
+	if err != nil || perr != nil {
+		return auth.WithNodeRefusal(ctx, "the client certificate names no node"), true
+	}
+	serial := ca.Serial(leaf)
+	lookup := fresh
+	if r.URL.Path == agentv1connect.AgentServiceReportProcedure {
+		lookup = cached
+	}
+	standing, err := lookup.CertificateStanding(ctx, serial)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return auth.WithNodeRefusal(ctx, "this node certificate was not issued by this control plane"), true
+	case err != nil:
+		return nil, false
+	case standing.NodeID != nodeID:
+		return auth.WithNodeRefusal(ctx, "this node certificate does not match its record"), true
+	case standing.NodeRemoved:
+		return auth.WithNodeRefusal(ctx, "this node was removed from its cluster; enroll it again with a new token"), true
+	case standing.Revoked:
+		return auth.WithNodeRefusal(ctx, "this node certificate was revoked"), true
+	}
+	return auth.WithNode(ctx, auth.NodeIdentity{NodeID: nodeID, Serial: serial}), true
 }

@@ -301,10 +301,10 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ls.Public) }()
 	s.logger.Info("listening", "addr", ls.Public.Addr().String(), "public_url", s.cfg.PublicURL)
-	var agentSrv *http.Server
+	var agents *agentServer
 	if ls.Agent != nil {
 		// Agent sessions are long streams: like the public listener, no whole-request timeouts.
-		agentSrv = &http.Server{
+		agentSrv := &http.Server{
 			Handler:           s.agent,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -312,10 +312,12 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 			BaseContext:       func(net.Listener) context.Context { return bg },
 			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		}
-		agentSrv.TLSConfig = s.authority.ServerTLS()
 		agentSrv.RegisterOnShutdown(stopHub)
-		// ServeTLS (rather than Serve on a TLS listener) also sets up HTTP/2.
-		go func() { errc <- agentSrv.ServeTLS(ls.Agent, "", "") }()
+		var err error
+		if agents, err = newAgentServer(agentSrv, s.authority.ServerTLS(), s.logger); err != nil {
+			return fmt.Errorf("agent listener: %w", err)
+		}
+		go func() { errc <- agents.Serve(ls.Agent) }()
 		s.logger.Info("agent listener", "addr", ls.Agent.Addr().String(), "agent_url", s.cfg.AgentURL, "ca_pin", s.authority.Pin())
 	}
 
@@ -328,8 +330,8 @@ func (s *Server) Run(ctx context.Context, ls Listeners) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
-	if agentSrv != nil {
-		if aerr := agentSrv.Shutdown(shutdownCtx); aerr != nil && err == nil {
+	if agents != nil {
+		if aerr := agents.Shutdown(shutdownCtx); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
