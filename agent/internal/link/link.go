@@ -35,6 +35,10 @@ func newTransport(tlsConf *tls.Config) *http2.Transport {
 		},
 		ReadIdleTimeout: 30 * time.Second,
 		PingTimeout:     15 * time.Second,
+		// No HPACK dynamic table for what the agent sends: its few headers go as literals
+		// (some 150 bytes more a request), and the control plane keeps no table of them for
+		// each of its thousands of connections (docs/benchmarks.md, node agents).
+		MaxEncoderHeaderTableSize: 1,
 		// An old connection left to a stream after Refresh closes by itself once idle.
 		IdleConnTimeout: 90 * time.Second,
 	}

@@ -455,8 +455,9 @@ func newTransport(tlsConf *tls.Config) *http2.Transport {
 			d := &tls.Dialer{NetDialer: dialer, Config: cfg}
 			return d.DialContext(ctx, network, addr)
 		},
-		ReadIdleTimeout: 30 * time.Second,
-		PingTimeout:     15 * time.Second,
+		ReadIdleTimeout:           30 * time.Second,
+		PingTimeout:               15 * time.Second,
+		MaxEncoderHeaderTableSize: 1, // as the agent's (agent/internal/link)
 	}
 }
 

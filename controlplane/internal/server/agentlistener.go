@@ -40,16 +40,18 @@ type agentServer struct {
 	wg      sync.WaitGroup
 }
 
-// agentHeaderTable is the HTTP/2 header-compression table size each way. 1 byte holds no
-// entry (an entry counts at least 32 bytes), so no connection keeps an indexed table and its
-// maps, about 3.5 KiB each way; the few headers of an agent's request go as Huffman-coded
-// literals instead, some 150 bytes more per request.
-const agentHeaderTable = 1
+// agentEncoderTable is the HPACK dynamic table size for what the control plane sends agents.
+// 1 byte holds no entry (an entry counts at least 32 bytes), so no connection keeps a table
+// and its maps, about 3.5 KiB; response headers go as Huffman-coded literals instead. What
+// agents send is left at the default table size: a client may send its first request before
+// it reads the server's settings, with the default table, and a smaller limit here would
+// refuse it (COMPRESSION_ERROR). Agents keep that table empty from their side instead
+// (agent/internal/link).
+const agentEncoderTable = 1
 
 func newAgentServer(h1 *http.Server, tlsConf *tls.Config, logger *slog.Logger) (*agentServer, error) {
 	h2s := &http2.Server{
-		MaxDecoderHeaderTableSize: agentHeaderTable,
-		MaxEncoderHeaderTableSize: agentHeaderTable,
+		MaxEncoderHeaderTableSize: agentEncoderTable,
 		IdleTimeout:               h1.IdleTimeout,
 	}
 	h1.TLSConfig = tlsConf

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // selfSigned is a server certificate for 127.0.0.1 and the pool that trusts it.
@@ -139,5 +141,65 @@ func TestShutdownEndsOpenStreamsThroughTheShutdownHooks(t *testing.T) {
 	}
 	if _, err := c.Get(url + "/again"); err == nil {
 		t.Fatal("a request after shutdown was served")
+	}
+}
+
+// A client may send its first requests before it reads the server's settings, compressing
+// their headers with the default 4 KiB HPACK table, the second referring to entries the first
+// added: the listener must take them (it once answered COMPRESSION_ERROR and dropped the
+// connection).
+func TestTheAgentListenerTakesFirstRequestsCompressedWithTheDefaultTable(t *testing.T) {
+	_, url, pool, _ := startAgentServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("X-Agent"))
+	}), 5*time.Second)
+	conn, err := tls.Dial("tcp", url[len("https://"):], &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block) // the default table: the second request's fields are indexed
+	for _, stream := range []uint32{1, 3} {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "agent.test"},
+			{":path", "/first"}, {"x-agent", "node-1"}} {
+			if err := enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answered := map[uint32]bool{}
+	for len(answered) < 2 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("answers to the first requests: %v (got %v)", err, answered)
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			t.Fatalf("the listener dropped the connection: GOAWAY %v", f.ErrCode)
+		case *http2.RSTStreamFrame:
+			t.Fatalf("the listener reset stream %d: %v", f.StreamID, f.ErrCode)
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.DataFrame:
+			if got := string(f.Data()); got != "node-1" {
+				t.Fatalf("stream %d answered %q, want node-1", f.StreamID, got)
+			}
+			answered[f.StreamID] = true
+		}
 	}
 }
