@@ -69,18 +69,30 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 	m.mu.Unlock()
 	fresh := func(v *nodeView) bool { return !v.seen.IsZero() && now.Sub(v.seen) <= limit }
 
-	// What the nodes' peers say about them, from the peers' fresh reports.
+	// What the nodes' peers say about them, from the peers' fresh reports: those this replica
+	// holds, else the stored ones (after a restart, or of nodes reporting to another replica).
+	var missing []uuid.UUID
+	for _, p := range views {
+		if fresh(p) && p.report == nil {
+			missing = append(missing, p.node.ID)
+		}
+	}
+	if len(missing) > 0 {
+		stored, err := m.store.NodeReports(ctx, missing)
+		if err != nil {
+			return fmt.Errorf("check health: %w", err)
+		}
+		for id, raw := range stored {
+			if views[id].report, err = DecodeReport(raw); err != nil {
+				m.logger.Warn("unreadable stored report", "node_id", id.String(), "err", err)
+			}
+		}
+	}
 	reachable := map[uuid.UUID]bool{}
 	unreachableFrom := map[uuid.UUID][]uuid.UUID{}
 	for _, p := range views {
-		if !fresh(p) {
+		if !fresh(p) || p.report == nil {
 			continue
-		}
-		if p.report == nil && p.node.LastReport != nil {
-			if p.report, err = DecodeReport(p.node.LastReport); err != nil {
-				m.logger.Warn("unreadable stored report", "node_id", p.node.ID.String(), "err", err)
-				continue
-			}
 		}
 		for _, id := range peerIDs(p.report.GetReachablePeers()) {
 			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {

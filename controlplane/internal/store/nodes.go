@@ -155,9 +155,46 @@ func (q *Queries) ClusterNodes(ctx context.Context, clusterID uuid.UUID) ([]Node
 	return q.nodes(ctx, `n.cluster_id = $1 AND n.removed_at IS NULL`, clusterID)
 }
 
-// LiveNodes lists every node of every cluster that is not removed (the health loop's view).
+// LiveNodes lists every node of every cluster that is not removed, for the health pass that
+// reads them every few seconds: only the fields it uses are filled (ID, ClusterID, State,
+// Hostname, SwarmNodeID, Availability, LastSeenAt, UnreachableFrom), a fraction of a whole
+// row to read and allocate for each of thousands of nodes. NodeReports reads stored reports.
 func (q *Queries) LiveNodes(ctx context.Context) ([]Node, error) {
-	return q.nodes(ctx, `n.removed_at IS NULL`)
+	rows, err := q.db.Query(ctx, `SELECT id, cluster_id, state, hostname, swarm_node_id, availability, last_seen_at,
+		unreachable_from FROM nodes WHERE removed_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("live nodes: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		if err := rows.Scan(&n.ID, &n.ClusterID, &n.State, &n.Hostname, &n.SwarmNodeID, &n.Availability,
+			&n.LastSeenAt, &n.UnreachableFrom); err != nil {
+			return nil, fmt.Errorf("live nodes: %w", mapErr(err))
+		}
+		out = append(out, n)
+	}
+	return out, mapErr(rows.Err())
+}
+
+// NodeReports returns the stored last report of each of the nodes that has one.
+func (q *Queries) NodeReports(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]byte, error) {
+	rows, err := q.db.Query(ctx, `SELECT id, last_report FROM nodes WHERE id = ANY($1) AND last_report IS NOT NULL`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("node reports: %w", mapErr(err))
+	}
+	defer rows.Close()
+	out := make(map[uuid.UUID][]byte, len(ids))
+	for rows.Next() {
+		var id uuid.UUID
+		var report []byte
+		if err := rows.Scan(&id, &report); err != nil {
+			return nil, fmt.Errorf("node reports: %w", mapErr(err))
+		}
+		out[id] = report
+	}
+	return out, mapErr(rows.Err())
 }
 
 // NodeBySwarmID finds a cluster's node by its swarm node id.
