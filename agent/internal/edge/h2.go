@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"skypanel/shared/chanlisten"
 )
 
 // HTTP/2 (TLS connections that negotiated h2) is served by net/http's server, fed the
-// already-handshaken connections through a chanListener.
+// already-handshaken connections through a chanlisten.Listener.
 
 // h2client is the client side of an exchange on an HTTP/2 stream.
 type h2client struct {
@@ -146,7 +148,7 @@ func (l *h2loop) restart() {
 		TLSConfig:         l.s.tlsConfig, // its NextProtos (h2) make Serve set up HTTP/2
 		ErrorLog:          slog.NewLogLogger(l.s.log.Handler(), slog.LevelDebug),
 	}
-	cl := &chanListener{conns: l.conns, done: make(chan struct{}), addr: l.addr}
+	cl := chanlisten.New(l.conns, l.addr)
 	l.mu.Lock()
 	old := l.cur
 	if old == nil && l.s.draining.Load() {
@@ -170,33 +172,3 @@ func (l *h2loop) restart() {
 		}()
 	}
 }
-
-// chanListener is a net.Listener fed by a channel. Closing it stops one http.Server
-// without touching the real listener.
-type chanListener struct {
-	conns <-chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-	addr  net.Addr
-}
-
-func (c *chanListener) Accept() (net.Conn, error) {
-	select {
-	case <-c.done:
-		return nil, net.ErrClosed
-	default:
-	}
-	select {
-	case conn := <-c.conns:
-		return conn, nil
-	case <-c.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (c *chanListener) Close() error {
-	c.once.Do(func() { close(c.done) })
-	return nil
-}
-
-func (c *chanListener) Addr() net.Addr { return c.addr }

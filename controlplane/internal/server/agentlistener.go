@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"skypanel/shared/chanlisten"
 )
 
 // agentServer serves the agent listener: TLS with node certificates, then HTTP/2 (every agent
@@ -26,12 +28,13 @@ import (
 // frames in use stay under that and the stack shrinks to 8 KiB. Measured in
 // docs/benchmarks.md (node agents).
 type agentServer struct {
-	h1     *http.Server // serves HTTP/1.1 connections; its handler and settings serve HTTP/2 too
-	h2     *http2.Server
-	tls    *tls.Config
-	logger *slog.Logger
-	h1ln   *connQueue
-	base   context.Context // every request's base context (h1.BaseContext's)
+	h1      *http.Server // serves HTTP/1.1 connections; its handler and settings serve HTTP/2 too
+	h2      *http2.Server
+	tls     *tls.Config
+	logger  *slog.Logger
+	h1conns chan net.Conn // HTTP/1.1 connections for h1, through h1ln
+	h1ln    *chanlisten.Listener
+	base    context.Context // every request's base context (h1.BaseContext's)
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -75,7 +78,8 @@ func (a *agentServer) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	a.ln = ln
-	a.h1ln = newConnQueue(ln.Addr())
+	a.h1conns = make(chan net.Conn)
+	a.h1ln = chanlisten.New(a.h1conns, ln.Addr())
 	a.mu.Unlock()
 	h1done := make(chan error, 1)
 	go func() { h1done <- a.h1.Serve(a.h1ln) }()
@@ -118,7 +122,9 @@ func (a *agentServer) serveConn(c net.Conn) {
 	}
 	if !negotiatedH2(tc) {
 		a.untrack(c)
-		if !a.h1ln.put(tc) {
+		select {
+		case a.h1conns <- tc:
+		case <-a.h1ln.Done():
 			tc.Close()
 		}
 		return
@@ -202,42 +208,3 @@ func (a *agentServer) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
-
-// connQueue is a net.Listener whose connections are handed to it with put: the HTTP/1.1
-// connections the agent listener accepted and shook hands with.
-type connQueue struct {
-	addr   net.Addr
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newConnQueue(addr net.Addr) *connQueue {
-	return &connQueue{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-// put hands c to the server, false once the queue is closed.
-func (q *connQueue) put(c net.Conn) bool {
-	select {
-	case q.conns <- c:
-		return true
-	case <-q.closed:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.conns:
-		return c, nil
-	case <-q.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.closed) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return q.addr }
