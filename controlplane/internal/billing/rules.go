@@ -266,6 +266,11 @@ func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, r
 		now := r.opts.Now().UTC().Truncate(time.Second)
 		a.NegativeSince = &now
 	}
+	if w.Balance > r.Threshold(a) {
+		// A warning recorded while suspended that a top-up made moot, before the rules'
+		// own check of that top-up ran: the state shown is the balance's now.
+		a.LowBalanceWarnedAt = nil
+	}
 	return a, q.UpdateBillingAccount(ctx, a)
 }
 
