@@ -96,6 +96,9 @@ type ServiceResult struct {
 	ServiceID string `json:"service_id"`
 	// Changed is false when the service already carried the deployment.
 	Changed bool `json:"changed"`
+	// ImageDigest is the digest the service's image is pinned to ("sha256:..."), empty when
+	// the image was not resolved (see ServiceApply).
+	ImageDigest string `json:"image_digest,omitempty"`
 }
 
 // ServiceApply creates the app service req describes, or updates it to req. It is
@@ -103,12 +106,19 @@ type ServiceResult struct {
 // back from it) is left alone, so a command repeated after a lost acknowledgement has no
 // second effect. It refuses a spec without the skypanel.managed=true label and an existing
 // service of that name without it: the agent never takes over a service it does not manage.
-// The image is never resolved against a registry.
+//
+// An image given by tag is pinned to the digest its registry gives for it now (resolveDigest),
+// so every replica runs the same image; a locally built or loaded image, or one whose registry
+// does not answer, runs by its tag.
 func (e *Engine) ServiceApply(ctx context.Context, req *agentv1.ServiceApply) (ServiceResult, error) {
 	name := req.GetServiceName()
 	spec, err := ServiceSpec(req)
 	if err != nil {
 		return ServiceResult{}, err
+	}
+	digest := e.resolveDigest(ctx, req.GetImage(), req.GetRegistryAuth())
+	if digest != "" {
+		spec.TaskTemplate.ContainerSpec.Image = req.GetImage() + "@" + digest
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
@@ -124,7 +134,7 @@ func (e *Engine) ServiceApply(ctx context.Context, req *agentv1.ServiceApply) (S
 				}
 				return ServiceResult{}, fmt.Errorf("apply service %s: create: %w", name, err)
 			}
-			return ServiceResult{ServiceID: res.ID, Changed: true}, nil
+			return ServiceResult{ServiceID: res.ID, Changed: true, ImageDigest: digest}, nil
 		}
 		if err != nil {
 			return ServiceResult{}, fmt.Errorf("apply service %s: inspect: %w", name, err)
@@ -133,13 +143,13 @@ func (e *Engine) ServiceApply(ctx context.Context, req *agentv1.ServiceApply) (S
 			return ServiceResult{}, fmt.Errorf("apply service %s: a service of that name exists without the %s=true label; refusing to change it", name, LabelManaged)
 		}
 		if carries(svc, req.GetDeploymentId()) {
-			return ServiceResult{ServiceID: svc.ID}, nil
+			return ServiceResult{ServiceID: svc.ID, ImageDigest: pinnedDigest(svc, req.GetDeploymentId())}, nil
 		}
 		_, err = e.cli.ServiceUpdate(ctx, svc.ID, svc.Version, spec, swarm.ServiceUpdateOptions{
 			EncodedRegistryAuth: req.GetRegistryAuth(), QueryRegistry: false,
 		})
 		if err == nil {
-			return ServiceResult{ServiceID: svc.ID, Changed: true}, nil
+			return ServiceResult{ServiceID: svc.ID, Changed: true, ImageDigest: digest}, nil
 		}
 		if !isOutOfSequence(err) {
 			return ServiceResult{}, fmt.Errorf("apply service %s: update: %w", name, err)
@@ -147,6 +157,42 @@ func (e *Engine) ServiceApply(ctx context.Context, req *agentv1.ServiceApply) (S
 		lastErr = err
 	}
 	return ServiceResult{}, fmt.Errorf("apply service %s: %w", name, lastErr)
+}
+
+// digestTimeout bounds asking a registry for an image's digest.
+const digestTimeout = 10 * time.Second
+
+// resolveDigest returns the digest the image's registry gives for image now, or "" when the
+// image names its digest already, exists on this engine without one (built or loaded here, as
+// in tests: no registry knows it) or its registry does not answer within digestTimeout (the
+// service then runs the tag, as Docker does when it cannot resolve one).
+func (e *Engine) resolveDigest(ctx context.Context, image, registryAuth string) string {
+	if strings.Contains(image, "@") {
+		return ""
+	}
+	if local, err := e.cli.ImageInspect(ctx, image); err == nil && len(local.RepoDigests) == 0 {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, digestTimeout)
+	defer cancel()
+	d, err := e.cli.DistributionInspect(ctx, image, registryAuth)
+	if err != nil {
+		return ""
+	}
+	return d.Descriptor.Digest.String()
+}
+
+// pinnedDigest is the digest in the image of svc's spec that carries deployment, "" if none.
+func pinnedDigest(svc swarm.Service, deployment string) string {
+	spec := svc.Spec
+	if spec.Labels[LabelDeployment] != deployment && svc.PreviousSpec != nil {
+		spec = *svc.PreviousSpec
+	}
+	if spec.TaskTemplate.ContainerSpec == nil {
+		return ""
+	}
+	_, digest, _ := strings.Cut(spec.TaskTemplate.ContainerSpec.Image, "@")
+	return digest
 }
 
 // carries reports whether svc was already given deployment: its spec carries it, or Swarm

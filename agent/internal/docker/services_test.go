@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/google/go-containerregistry/pkg/registry"
 
 	"skypanel/agent/internal/docker/dockertest"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
@@ -253,5 +257,89 @@ func followLogs(t *testing.T, ctx context.Context, e *Engine) {
 		})
 	if !errors.Is(err, errDone) {
 		t.Fatalf("following logs: %v; seen %v", err, seen)
+	}
+}
+
+// An image from a registry runs pinned to the digest its tag has when it is applied: the
+// same command again reports the same digest, a new deployment after the tag moved gets the
+// new one, and an image the registry cannot give (gone, or built here) runs by its tag.
+func TestServiceApplyPinsARegistryImageToItsDigest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)))) // loopback: Docker speaks plain HTTP to it
+	defer reg.Close()
+	d := dockertest.Start(t, dockertest.Options{SharedNetwork: true})
+	e, err := New(d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	if _, err := e.SwarmInit(ctx, "127.0.0.1", "127.0.0.1:2377"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NetworkEnsure(ctx, "org-a", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	ref := strings.TrimPrefix(reg.URL, "http://") + "/team/app:v1"
+	imageOf := func() string {
+		svc, _, err := e.cli.ServiceInspectWithRaw(ctx, "app-1", swarm.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc.Spec.TaskTemplate.ContainerSpec.Image
+	}
+
+	first := dockertest.PushAppImage(t, ref, "one")
+	spec := appSpec("d1", 1)
+	spec.Image = ref
+	res, err := e.ServiceApply(ctx, spec)
+	if err != nil || res.ImageDigest != first {
+		t.Fatalf("apply d1: %+v %v; want digest %s", res, err, first)
+	}
+	if got := imageOf(); got != ref+"@"+first {
+		t.Fatalf("service image %q, want it pinned to %s", got, first)
+	}
+	eventually(t, 2*time.Minute, "a healthy task of d1, pulled by digest", running(ctx, e, "d1", 1))
+	again, err := e.ServiceApply(ctx, spec)
+	if err != nil || again.Changed || again.ImageDigest != first {
+		t.Fatalf("apply d1 again: %+v %v; want unchanged with digest %s", again, err, first)
+	}
+
+	second := dockertest.PushAppImage(t, ref, "two")
+	if second == first {
+		t.Fatal("the second image has the first's digest")
+	}
+	spec = appSpec("d2", 1)
+	spec.Image = ref
+	res, err = e.ServiceApply(ctx, spec)
+	if err != nil || res.ImageDigest != second || imageOf() != ref+"@"+second {
+		t.Fatalf("apply d2 after the tag moved: %+v %v, image %q; want digest %s", res, err, imageOf(), second)
+	}
+	eventually(t, 2*time.Minute, "a healthy task of d2", running(ctx, e, "d2", 1))
+
+	// A rollback names its digest itself: nothing to resolve, the registry is not asked.
+	spec = appSpec("d3", 1)
+	spec.Image = ref + "@" + first
+	if res, err = e.ServiceApply(ctx, spec); err != nil || res.ImageDigest != "" || imageOf() != ref+"@"+first {
+		t.Fatalf("apply d3 by digest: %+v %v, image %q", res, err, imageOf())
+	}
+
+	// A registry that is gone: the tag runs as given, without waiting long.
+	reg.Close()
+	spec = appSpec("d4", 1)
+	spec.Image = ref
+	start := time.Now()
+	if res, err = e.ServiceApply(ctx, spec); err != nil || res.ImageDigest != "" || imageOf() != ref {
+		t.Fatalf("apply d4 with the registry gone: %+v %v, image %q", res, err, imageOf())
+	}
+	if waited := time.Since(start); waited > digestTimeout {
+		t.Fatalf("applying with the registry gone took %s", waited)
+	}
+
+	// An image built on this engine (as the tests' images are) is not looked up.
+	dockertest.AppImage(t, d, testImage)
+	spec = appSpec("d5", 1)
+	if res, err = e.ServiceApply(ctx, spec); err != nil || res.ImageDigest != "" || imageOf() != testImage {
+		t.Fatalf("apply d5 with a local image: %+v %v, image %q", res, err, imageOf())
 	}
 }

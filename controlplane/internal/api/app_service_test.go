@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -444,4 +445,56 @@ func TestAppsArePricedInTheWalletsCurrency(t *testing.T) {
 	require.Nil(t, prices.Msg.GetOverrides()[0].UnitPrice, "the newest ended the override")
 	require.EqualValues(t, 7, prices.Msg.GetOverrides()[1].GetUnitPrice())
 	require.Equal(t, "partner discount", prices.Msg.GetOverrides()[1].GetReason())
+}
+
+// The manager pins a tag to the digest its registry gives (service_apply's output): the
+// release keeps it, and a rollback to that release runs that digest even after the tag moved.
+func TestAReleaseKeepsTheDigestItsImageWasPinnedTo(t *testing.T) {
+	f := setupApps(t)
+	created, err := f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{
+		OrganizationId: f.orgID.String(), Name: "web", PlanId: f.plan.GetId(), Spec: f.spec()}))
+	require.NoError(t, err)
+	app, dep := created.Msg.GetApp(), created.Msg.GetDeployment()
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	cmd := f.manager.next()
+	f.manager.ack(cmd.GetSeq(), `{}`) // the network
+	cmd = f.manager.next()
+	require.Equal(t, "whoami:1", cmd.GetServiceApply().GetImage())
+	f.manager.ack(cmd.GetSeq(), `{"changed": true, "image_digest": "`+digest+`"}`)
+	f.waitDeployment(t, dep.GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT)
+	f.report(t, app.GetId(), dep.GetId(), "", "", 2)
+	f.waitDeployment(t, dep.GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED)
+
+	rels, err := f.apps.ListReleases(f.ctx, connect.NewRequest(&appv1.ListReleasesRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
+	require.NoError(t, err)
+	require.Len(t, rels.Msg.GetReleases(), 1)
+	first := rels.Msg.GetReleases()[0]
+	require.Equal(t, digest, first.GetImageDigest())
+
+	// A redeploy makes release 2 of the same tag; an output that is not a digest is ignored.
+	re, err := f.apps.Redeploy(f.ctx, connect.NewRequest(&appv1.RedeployRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
+	require.NoError(t, err)
+	cmd = f.manager.next()
+	if cmd.GetNetworkEnsure() != nil {
+		f.manager.ack(cmd.GetSeq(), `{}`)
+		cmd = f.manager.next()
+	}
+	require.Equal(t, "whoami:1", cmd.GetServiceApply().GetImage(), "a new release resolves the tag again")
+	f.manager.ack(cmd.GetSeq(), `{"changed": true, "image_digest": "latest; rm -rf /"}`)
+	f.waitDeployment(t, re.Msg.GetDeployment().GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT)
+	f.report(t, app.GetId(), re.Msg.GetDeployment().GetId(), dep.GetId(), "completed", 2)
+	f.waitDeployment(t, re.Msg.GetDeployment().GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED)
+	rels, err = f.apps.ListReleases(f.ctx, connect.NewRequest(&appv1.ListReleasesRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
+	require.NoError(t, err)
+	for _, r := range rels.Msg.GetReleases() {
+		if r.GetVersion() == 2 {
+			require.Empty(t, r.GetImageDigest())
+		}
+	}
+
+	rb, err := f.apps.Rollback(f.ctx, connect.NewRequest(&appv1.RollbackRequest{OrganizationId: f.orgID.String(), AppId: app.GetId(), ReleaseId: first.GetId()}))
+	require.NoError(t, err)
+	apply := f.apply(t)
+	require.Equal(t, "whoami:1@"+digest, apply.GetImage(), "the rollback runs the digest release 1 ran")
+	require.NotEmpty(t, rb.Msg.GetDeployment().GetId())
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -190,11 +191,29 @@ func (d *Deployer) step(ctx context.Context, q *store.Queries, app store.App, de
 			}
 			return d.send(ctx, q, store.Node{ID: *dep.NodeID}, "applying", "sending the service spec", apply)
 		}
+		if err := recordDigest(ctx, q, dep, cmd.Output); err != nil {
+			return store.DeploymentStep{}, err
+		}
 		return store.DeploymentStep{State: "rolling_out", Message: "Swarm is starting the new replicas"}, nil
 	case "rolling_out":
 		return d.rollout(ctx, q, app, dep, since, waited)
 	}
 	return store.DeploymentStep{State: "failed", Message: "unknown state " + dep.State}, nil
+}
+
+var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// recordDigest keeps, on the deployment's release, the digest the manager pinned its image to
+// (service_apply's output: {"image_digest": "sha256:..."}), so that a rollback to the release
+// runs the same image even after its tag moved.
+func recordDigest(ctx context.Context, q *store.Queries, dep store.Deployment, output string) error {
+	var out struct {
+		ImageDigest string `json:"image_digest"`
+	}
+	if json.Unmarshal([]byte(output), &out) != nil || !sha256Digest.MatchString(out.ImageDigest) {
+		return nil
+	}
+	return q.SetReleaseImageDigest(ctx, dep.ReleaseID, out.ImageDigest)
 }
 
 // enteredState is when the deployment entered its current state: the first of the latest

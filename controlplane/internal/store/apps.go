@@ -193,6 +193,13 @@ func scanRelease(row pgx.Row) (Release, error) {
 	return r, mapErr(err)
 }
 
+// SetReleaseImageDigest records the digest the manager pinned a release's image to, once: a
+// release's digest never changes after it is known (rollbacks to it run the same image).
+func (q *Queries) SetReleaseImageDigest(ctx context.Context, id uuid.UUID, digest string) error {
+	_, err := q.db.Exec(ctx, `UPDATE releases SET image_digest = $2 WHERE id = $1 AND image_digest = ''`, id, digest)
+	return mapErr(err)
+}
+
 // InsertRelease adds the app's next release (version = the highest so far + 1). The caller
 // holds the app's lock.
 func (q *Queries) InsertRelease(ctx context.Context, r Release) (Release, error) {
