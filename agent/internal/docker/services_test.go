@@ -26,7 +26,15 @@ const testImage = "skypanel-test/app:1"
 // app image into it. The daemon (and its swarm) goes away with the test.
 func swarmEngine(t *testing.T, ctx context.Context) *Engine {
 	t.Helper()
-	d := dockertest.Start(t, dockertest.Options{})
+	e, d := singleNodeSwarm(t, ctx, dockertest.Options{})
+	dockertest.AppImage(t, d, testImage)
+	return e
+}
+
+// singleNodeSwarm starts a private dockerd with opts and makes it a single-node swarm.
+func singleNodeSwarm(t *testing.T, ctx context.Context, opts dockertest.Options) (*Engine, *dockertest.Daemon) {
+	t.Helper()
+	d := dockertest.Start(t, opts)
 	e, err := New(d.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +43,7 @@ func swarmEngine(t *testing.T, ctx context.Context) *Engine {
 	if _, err := e.SwarmInit(ctx, "127.0.0.1", "127.0.0.1:2377"); err != nil {
 		t.Fatal(err)
 	}
-	dockertest.AppImage(t, d, testImage)
-	return e
+	return e, d
 }
 
 func appSpec(deployment string, replicas int32) *agentv1.ServiceApply {
@@ -268,15 +275,7 @@ func TestServiceApplyPinsARegistryImageToItsDigest(t *testing.T) {
 	defer cancel()
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0)))) // loopback: Docker speaks plain HTTP to it
 	defer reg.Close()
-	d := dockertest.Start(t, dockertest.Options{SharedNetwork: true})
-	e, err := New(d.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	if _, err := e.SwarmInit(ctx, "127.0.0.1", "127.0.0.1:2377"); err != nil {
-		t.Fatal(err)
-	}
+	e, d := singleNodeSwarm(t, ctx, dockertest.Options{SharedNetwork: true})
 	if _, err := e.NetworkEnsure(ctx, "org-a", nil, false); err != nil {
 		t.Fatal(err)
 	}
