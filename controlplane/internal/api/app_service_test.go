@@ -101,8 +101,14 @@ func (f *appFixture) waitDeployment(t *testing.T, id string, want appv1.Deployme
 	return got
 }
 
-// deploy walks one deployment through the manager: network, then service spec.
+// apply walks one deployment through the manager: network, then service spec.
 func (f *appFixture) apply(t *testing.T) *agentv1.ServiceApply {
+	t.Helper()
+	return f.applyWithOutput(t, `{"changed": true}`)
+}
+
+// applyWithOutput is apply with the manager acknowledging the service spec with output.
+func (f *appFixture) applyWithOutput(t *testing.T, output string) *agentv1.ServiceApply {
 	t.Helper()
 	cmd := f.manager.next()
 	if ne := cmd.GetNetworkEnsure(); ne != nil {
@@ -111,7 +117,7 @@ func (f *appFixture) apply(t *testing.T) *agentv1.ServiceApply {
 	}
 	apply := cmd.GetServiceApply()
 	require.NotNil(t, apply, "want service_apply, got %v", cmd)
-	f.manager.ack(cmd.GetSeq(), `{"changed": true}`)
+	f.manager.ack(cmd.GetSeq(), output)
 	return apply
 }
 
@@ -456,11 +462,8 @@ func TestAReleaseKeepsTheDigestItsImageWasPinnedTo(t *testing.T) {
 	require.NoError(t, err)
 	app, dep := created.Msg.GetApp(), created.Msg.GetDeployment()
 	digest := "sha256:" + strings.Repeat("ab", 32)
-	cmd := f.manager.next()
-	f.manager.ack(cmd.GetSeq(), `{}`) // the network
-	cmd = f.manager.next()
-	require.Equal(t, "whoami:1", cmd.GetServiceApply().GetImage())
-	f.manager.ack(cmd.GetSeq(), `{"changed": true, "image_digest": "`+digest+`"}`)
+	apply := f.applyWithOutput(t, `{"changed": true, "image_digest": "`+digest+`"}`)
+	require.Equal(t, "whoami:1", apply.GetImage())
 	f.waitDeployment(t, dep.GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT)
 	f.report(t, app.GetId(), dep.GetId(), "", "", 2)
 	f.waitDeployment(t, dep.GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED)
@@ -474,13 +477,8 @@ func TestAReleaseKeepsTheDigestItsImageWasPinnedTo(t *testing.T) {
 	// A redeploy makes release 2 of the same tag; an output that is not a digest is ignored.
 	re, err := f.apps.Redeploy(f.ctx, connect.NewRequest(&appv1.RedeployRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
 	require.NoError(t, err)
-	cmd = f.manager.next()
-	if cmd.GetNetworkEnsure() != nil {
-		f.manager.ack(cmd.GetSeq(), `{}`)
-		cmd = f.manager.next()
-	}
-	require.Equal(t, "whoami:1", cmd.GetServiceApply().GetImage(), "a new release resolves the tag again")
-	f.manager.ack(cmd.GetSeq(), `{"changed": true, "image_digest": "latest; rm -rf /"}`)
+	apply = f.applyWithOutput(t, `{"changed": true, "image_digest": "latest; rm -rf /"}`)
+	require.Equal(t, "whoami:1", apply.GetImage(), "a new release resolves the tag again")
 	f.waitDeployment(t, re.Msg.GetDeployment().GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT)
 	f.report(t, app.GetId(), re.Msg.GetDeployment().GetId(), dep.GetId(), "completed", 2)
 	f.waitDeployment(t, re.Msg.GetDeployment().GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED)
@@ -494,7 +492,7 @@ func TestAReleaseKeepsTheDigestItsImageWasPinnedTo(t *testing.T) {
 
 	rb, err := f.apps.Rollback(f.ctx, connect.NewRequest(&appv1.RollbackRequest{OrganizationId: f.orgID.String(), AppId: app.GetId(), ReleaseId: first.GetId()}))
 	require.NoError(t, err)
-	apply := f.apply(t)
+	apply = f.apply(t)
 	require.Equal(t, "whoami:1@"+digest, apply.GetImage(), "the rollback runs the digest release 1 ran")
 	require.NotEmpty(t, rb.Msg.GetDeployment().GetId())
 }
