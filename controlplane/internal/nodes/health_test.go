@@ -104,6 +104,22 @@ func TestANodeItsPeersStillSeeIsUnreachableNotDown(t *testing.T) {
 	require.Equal(t, 1, b.events(t, workerID, "node.down"))
 }
 
+// A replica that never heard from a node's peers (another replica took their reports, or
+// it just started) reads what they said from their stored reports.
+func TestAReplicaReadsWhatPeersSaidFromTheirStoredReports(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, workerID := activeCluster(t, b)
+	b.report(t, mgrID, &agentv1.ReportRequest{ReachablePeers: []string{workerID.String()}})
+	require.NoError(t, b.m.Flush(b.ctx))
+	b.exec(t, `UPDATE nodes SET last_seen_at = now() - interval '1 hour' WHERE id = $1`, workerID)
+
+	other := nodes.New(nodes.Options{Store: b.st, Keyring: b.keyring, Logger: discardLogger(), Now: b.clock.Now})
+	require.NoError(t, other.CheckHealth(b.ctx))
+	require.Equal(t, store.NodeUnreachable, b.getNode(t, workerID).State, "the manager's stored report still sees the worker")
+	require.Equal(t, store.NodeReady, b.getNode(t, mgrID).State)
+}
+
 func TestANodeThatNeverConnectedStaysEnrolling(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
