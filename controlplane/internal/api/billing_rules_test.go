@@ -212,4 +212,21 @@ func TestAdminsSuspendAndResumeAnOrganizationByHand(t *testing.T) {
 	require.Equal(t, "ok", r.Msg.GetWallet().GetState())
 	b.scaledTo(t, appv1.DeploymentKind_DEPLOYMENT_KIND_RESUME, 2)
 	require.Equal(t, appv1.AppStatus_APP_STATUS_RUNNING, b.appStatus(t))
+
+	// Resumed with a negative balance: the apps run, in a grace period of their own from now,
+	// and the organization is warned as when a balance first goes negative.
+	_, err = b.asAdmin.SuspendOrganization(b.ctx, connect.NewRequest(&billingv1.SuspendOrganizationRequest{OrganizationId: org, Reason: "second report"}))
+	require.NoError(t, err)
+	b.scaledTo(t, appv1.DeploymentKind_DEPLOYMENT_KIND_SUSPEND, 0)
+	b.adjust(t, -30000)
+	r, err = b.asAdmin.ResumeOrganization(b.ctx, connect.NewRequest(&billingv1.ResumeOrganizationRequest{OrganizationId: org, Reason: "resolved again"}))
+	require.NoError(t, err)
+	require.Equal(t, "grace", r.Msg.GetWallet().GetState())
+	ends := r.Msg.GetWallet().GetGraceEndsAt().AsTime()
+	require.WithinDuration(t, time.Now().Add(time.Hour), ends, time.Minute, "the grace period starts at the resume")
+	b.scaledTo(t, appv1.DeploymentKind_DEPLOYMENT_KIND_RESUME, 2)
+	b.env.Mail.WaitFor(t, "dev@example.com", "Balance negative: apps will be suspended for Acme")
+	require.NoError(t, b.env.Store.Pool().QueryRow(b.ctx, `SELECT count(*) FROM activity_events
+		WHERE organization_id = $1 AND event_type = 'wallet.grace_started'`, b.orgID).Scan(&warned))
+	require.Equal(t, 1, warned)
 }

@@ -130,18 +130,7 @@ func (r *Rules) Check(ctx context.Context, orgID uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		w, err := q.Wallet(ctx, orgID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil // nothing was ever paid or charged
-		}
-		if err != nil {
-			return err
-		}
-		spent, err := q.WalletHasTransactions(ctx, orgID)
-		if err != nil {
-			return err
-		}
-		next, err := r.apply(ctx, q, a, w, spent)
+		next, err := r.applyBalance(ctx, q, a)
 		if err != nil || next == a {
 			return err
 		}
@@ -151,6 +140,24 @@ func (r *Rules) Check(ctx context.Context, orgID uuid.UUID) error {
 		return fmt.Errorf("check balance of organization %s: %w", orgID, err)
 	}
 	return nil
+}
+
+// applyBalance makes the transitions the organization's balance as it is now calls for on its
+// locked account a, and returns the account after them (a itself when nothing was ever paid
+// or charged).
+func (r *Rules) applyBalance(ctx context.Context, q *store.Queries, a store.BillingAccount) (store.BillingAccount, error) {
+	w, err := q.Wallet(ctx, a.OrganizationID)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, nil
+	}
+	if err != nil {
+		return a, err
+	}
+	spent, err := q.WalletHasTransactions(ctx, a.OrganizationID)
+	if err != nil {
+		return a, err
+	}
+	return r.apply(ctx, q, a, w, spent)
 }
 
 // apply makes the transitions the balance calls for and returns the account after them.
@@ -243,8 +250,9 @@ func (r *Rules) Suspend(ctx context.Context, q *store.Queries, orgID uuid.UUID, 
 		"They stay stopped until an administrator resumes them.", org.Name, reason))
 }
 
-// Resume ends a suspension by an admin's decision, in the caller's transaction. A balance
-// still negative gets a new grace period from now.
+// Resume ends a suspension by an admin's decision, in the caller's transaction, then applies
+// the balance rules: a balance still negative gets a new grace period from now, with its
+// warning, as when a balance first goes negative.
 func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, reason string, by store.ActivityEvent) (store.BillingAccount, error) {
 	a, err := q.LockBillingAccount(ctx, orgID)
 	if err != nil {
@@ -256,20 +264,12 @@ func (r *Rules) Resume(ctx context.Context, q *store.Queries, orgID uuid.UUID, r
 	if err := r.suspension(ctx, q, orgID, &a, false, store.SuspendedByAdmin, reason, by); err != nil {
 		return a, err
 	}
-	// The balance now, not the account's last record of it (a top-up may not be checked yet).
-	w, err := q.Wallet(ctx, orgID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return a, err
-	}
+	// The balance rules, from the balance as it is now (a top-up may not be checked yet): a
+	// negative balance gets a grace period of its own from now, and the organization is told.
 	a.NegativeSince = nil
-	if w.Balance < 0 {
-		now := r.opts.Now().UTC().Truncate(time.Second)
-		a.NegativeSince = &now
-	}
-	if w.Balance > r.Threshold(a) {
-		// A warning recorded while suspended that a top-up made moot, before the rules'
-		// own check of that top-up ran: the state shown is the balance's now.
-		a.LowBalanceWarnedAt = nil
+	a, err = r.applyBalance(ctx, q, a)
+	if err != nil {
+		return a, err
 	}
 	return a, q.UpdateBillingAccount(ctx, a)
 }
