@@ -30,7 +30,6 @@ import (
 type agentServer struct {
 	h1      *http.Server // serves HTTP/1.1 connections; its handler and settings serve HTTP/2 too
 	h2      *http2.Server
-	tls     *tls.Config
 	logger  *slog.Logger
 	h1conns chan net.Conn // HTTP/1.1 connections for h1, through h1ln
 	h1ln    *chanlisten.Listener
@@ -66,7 +65,7 @@ func newAgentServer(h1 *http.Server, tlsConf *tls.Config, logger *slog.Logger) (
 	if h1.BaseContext != nil {
 		base = h1.BaseContext(nil)
 	}
-	return &agentServer{h1: h1, h2: h2s, tls: h1.TLSConfig, logger: logger, base: base,
+	return &agentServer{h1: h1, h2: h2s, logger: logger, base: base,
 		conns: make(map[net.Conn]struct{})}, nil
 }
 
@@ -114,7 +113,7 @@ func (a *agentServer) Serve(ln net.Listener) error {
 // serveConn runs the TLS handshake, then serves the connection with HTTP/2 or hands it to the
 // HTTP/1.1 server.
 func (a *agentServer) serveConn(c net.Conn) {
-	tc := tls.Server(c, a.tls)
+	tc := tls.Server(c, a.h1.TLSConfig)
 	if !a.handshake(tc) {
 		a.untrack(c)
 		tc.Close()

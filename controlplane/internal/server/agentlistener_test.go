@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestTheAgentListenerDropsAConnectionThatNeverShakesHands(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
 	_, err = c.Read(make([]byte, 1))
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 4*time.Second {
+	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a silent client kept its connection for %s (read: %v); want it closed after the handshake timeout", time.Since(start), err)
 	}
 }
