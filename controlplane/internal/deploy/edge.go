@@ -67,15 +67,9 @@ func (d *Deployer) syncCluster(ctx context.Context, clusterID uuid.UUID) ([]sent
 		if err := q.LockEdgeSync(ctx, clusterID); err != nil {
 			return err
 		}
-		ns, err := q.ClusterNodes(ctx, clusterID)
+		edges, err := q.LabelledNodeIDs(ctx, clusterID, EdgeLabel)
 		if err != nil {
 			return err
-		}
-		var edges []store.Node
-		for _, n := range ns {
-			if n.Labels[EdgeLabel] == "true" && n.RemovedAt == nil && n.State != "removing" && n.Joined() {
-				edges = append(edges, n)
-			}
 		}
 		if len(edges) == 0 {
 			return nil
@@ -95,18 +89,18 @@ func (d *Deployer) syncCluster(ctx context.Context, clusterID uuid.UUID) ([]sent
 			return err
 		}
 		version := time.Now().UnixNano()
-		for _, n := range edges {
-			if before[n.ID].ConfigHash == hash {
+		for _, id := range edges {
+			if before[id].ConfigHash == hash {
 				continue
 			}
 			msg := proto.Clone(cfg).(*agentv1.EdgeConfigure)
 			msg.Version = version
-			seq, err := d.opts.Nodes.Enqueue(ctx, q, n.ID, &agentv1.Command{Kind: &agentv1.Command_EdgeConfigure{EdgeConfigure: msg}})
+			seq, err := d.opts.Nodes.Enqueue(ctx, q, id, &agentv1.Command{Kind: &agentv1.Command_EdgeConfigure{EdgeConfigure: msg}})
 			if err != nil {
 				return err
 			}
-			sent = append(sent, sentCommand{node: n.ID, seq: seq})
-			if err := q.PutEdgeNodeSent(ctx, store.EdgeNodeSent{NodeID: n.ID, ConfigHash: hash, Version: version}); err != nil {
+			sent = append(sent, sentCommand{node: id, seq: seq})
+			if err := q.PutEdgeNodeSent(ctx, store.EdgeNodeSent{NodeID: id, ConfigHash: hash, Version: version}); err != nil {
 				return err
 			}
 		}

@@ -368,16 +368,13 @@ func (d *Deployer) finish(ctx context.Context, q *store.Queries, app store.App, 
 // pickManager returns a ready manager of the cluster, preferring one whose session is on this
 // replica; nil when none is ready.
 func (d *Deployer) pickManager(ctx context.Context, q *store.Queries, clusterID uuid.UUID) (*store.Node, error) {
-	ns, err := q.ClusterNodes(ctx, clusterID)
+	ns, err := q.ReadyManagers(ctx, clusterID)
 	if err != nil {
 		return nil, err
 	}
 	var pick *store.Node
 	for i := range ns {
 		n := &ns[i]
-		if n.Role != int16(agentv1.NodeRole_NODE_ROLE_MANAGER) || n.State != "ready" || !n.Joined() {
-			continue
-		}
 		if pick == nil || (d.opts.Nodes.Connected(n.ID) && !d.opts.Nodes.Connected(pick.ID)) {
 			pick = n
 		}

@@ -50,9 +50,11 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 	now := m.now()
 	limit := m.opts.NodeTTL + m.opts.NodeGrace
 	views := make(map[uuid.UUID]*nodeView, len(nodes))
+	all := make([]nodeView, len(nodes)) // one allocation for thousands of nodes
 	m.mu.Lock()
-	for _, n := range nodes {
-		v := &nodeView{node: n}
+	for i, n := range nodes {
+		v := &all[i]
+		v.node = n
 		var dbSeen time.Time
 		if n.LastSeenAt != nil {
 			dbSeen = *n.LastSeenAt

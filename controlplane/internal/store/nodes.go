@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // NodeChangesChannel is the Postgres NOTIFY channel that announces a change to a cluster's
@@ -153,6 +154,28 @@ func (q *Queries) LockNode(ctx context.Context, id uuid.UUID) (Node, error) {
 // ClusterNodes lists a cluster's nodes that are not removed, oldest first.
 func (q *Queries) ClusterNodes(ctx context.Context, clusterID uuid.UUID) ([]Node, error) {
 	return q.nodes(ctx, `n.cluster_id = $1 AND n.removed_at IS NULL`, clusterID)
+}
+
+// ReadyManagers lists the cluster's managers that are ready and have joined its swarm.
+func (q *Queries) ReadyManagers(ctx context.Context, clusterID uuid.UUID) ([]Node, error) {
+	return q.nodes(ctx, `n.cluster_id = $1 AND n.removed_at IS NULL AND n.role = $2 AND n.state = $3
+		AND n.swarm_node_id <> ''`, clusterID, RoleManagerNode, NodeReady)
+}
+
+// LabelledNodeIDs lists the cluster's nodes whose label has the value "true" that have
+// joined its swarm and are neither removed nor being removed (the edges of a cluster: a
+// few of what may be thousands of nodes, read without their rows).
+func (q *Queries) LabelledNodeIDs(ctx context.Context, clusterID uuid.UUID, label string) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, `SELECT id FROM nodes WHERE cluster_id = $1 AND removed_at IS NULL
+		AND state <> 'removing' AND swarm_node_id <> '' AND labels->>$2 = 'true' ORDER BY enrolled_at, id`, clusterID, label)
+	if err != nil {
+		return nil, fmt.Errorf("labelled nodes: %w", mapErr(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("labelled nodes: %w", mapErr(err))
+	}
+	return ids, nil
 }
 
 // LiveNodes lists every node of every cluster that is not removed, for the health pass that
