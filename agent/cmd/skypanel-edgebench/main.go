@@ -67,6 +67,7 @@ func main() {
 type target struct {
 	name string
 	url  string
+	pid  int // the proxy's process (nginx: its master; the workers are counted with it); 0 for direct
 	runs []result
 }
 
@@ -74,6 +75,10 @@ type result struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   string
+	// CPU per request: the proxy's processes, the backend (this process), wrk; and how
+	// much of the machine stayed idle during the run.
+	proxyCPU, backendCPU, wrkCPU time.Duration
+	idle                         float64
 }
 
 func run(ctx context.Context, o options) error {
@@ -126,6 +131,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	var stops []func()
+	var edgePIDs []int
 	defer func() {
 		for _, stop := range stops {
 			stop()
@@ -140,6 +146,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("start the edge: %w", err)
 		}
 		stops = append(stops, func() { stopProcess(cmd) })
+		edgePIDs = append(edgePIDs, cmd.Process.Pid)
 		return nil
 	}
 	if err := startEdge(edgeAddr, edgeTLS); err != nil {
@@ -201,11 +208,11 @@ http {
 
 	targets := []*target{
 		{name: "direct", url: "http://" + backendAddr + "/"},
-		{name: "edge", url: "http://" + edgeAddr + "/"},
-		{name: "nginx", url: "http://" + nginxAddr + "/"},
+		{name: "edge", url: "http://" + edgeAddr + "/", pid: edgePIDs[0]},
+		{name: "nginx", url: "http://" + nginxAddr + "/", pid: nginxCmd.Process.Pid},
 	}
 	if o.edgeProcs > 0 {
-		targets = append(targets, &target{name: fmt.Sprintf("edge, GOMAXPROCS=%d", o.edgeProcs), url: "http://" + edgeProcsAddr + "/"})
+		targets = append(targets, &target{name: fmt.Sprintf("edge, GOMAXPROCS=%d", o.edgeProcs), url: "http://" + edgeProcsAddr + "/", pid: edgePIDs[1]})
 	}
 	for _, t := range targets {
 		if err := waitOK(ctx, t.url, len(body)); err != nil {
@@ -215,18 +222,19 @@ http {
 
 	fmt.Fprintf(os.Stderr, "warming up...\n")
 	for _, t := range targets {
-		if _, err := runWrk(ctx, wrk, o, t.url, 2*time.Second); err != nil {
+		if _, err := runWrk(ctx, wrk, o, t, 2*time.Second); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
 	for round := 0; round < o.rounds; round++ {
 		for k := range targets {
 			t := targets[(round+k)%len(targets)]
-			res, err := runWrk(ctx, wrk, o, t.url, o.duration)
+			res, err := runWrk(ctx, wrk, o, t, o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %-20s %10.0f req/s  p50 %-8s p99 %-8s %s\n", round+1, t.name, res.rps, res.p50, res.p99, res.errors)
+			fmt.Fprintf(os.Stderr, "round %d %-20s %10.0f req/s  p50 %-8s p99 %-8s CPU/request: proxy %-7s backend %-7s wrk %-7s idle %2.0f%% %s\n",
+				round+1, t.name, res.rps, res.p50, res.p99, res.proxyCPU, res.backendCPU, res.wrkCPU, 100*res.idle, res.errors)
 			t.runs = append(t.runs, res)
 		}
 	}
@@ -236,8 +244,8 @@ http {
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	fmt.Printf("wrk -t%d -c%d -d%s, %d rounds in rotating order, medians; backend body %d bytes; Host: %s\n\n",
 		o.threads, o.connections, o.duration, o.rounds, o.bodyBytes, benchHost)
-	fmt.Println("| target | requests/s | p50 | p99 | ratio to direct | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---|")
+	fmt.Println("| target | requests/s | p50 | p99 | ratio to direct | proxy CPU per request | backend CPU per request | wrk CPU per request | machine idle | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, t := range targets {
 		rps := median(t.runs, func(r result) float64 { return r.rps })
 		p50 := time.Duration(median(t.runs, func(r result) float64 { return float64(r.p50) }))
@@ -252,7 +260,16 @@ http {
 		if len(errs) > 0 {
 			e = strings.Join(errs, "; ")
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %.2f× | %s |\n", t.name, rps, round(p50), round(p99), rps/direct, e)
+		cpu := func(f func(result) time.Duration) string {
+			return time.Duration(median(t.runs, func(r result) float64 { return float64(f(r)) })).Round(100 * time.Nanosecond).String()
+		}
+		proxy := "-"
+		if t.pid != 0 {
+			proxy = cpu(func(r result) time.Duration { return r.proxyCPU })
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %.2f× | %s | %s | %s | %.0f%% | %s |\n", t.name, rps, round(p50), round(p99), rps/direct,
+			proxy, cpu(func(r result) time.Duration { return r.backendCPU }), cpu(func(r result) time.Duration { return r.wrkCPU }),
+			100*median(t.runs, func(r result) float64 { return r.idle }), e)
 	}
 	fmt.Println()
 	for _, t := range targets {
@@ -293,14 +310,19 @@ var (
 	reErrors  = regexp.MustCompile(`(?m)^\s*(Socket errors:.*|Non-2xx or 3xx responses:.*)$`)
 )
 
-// runWrk runs wrk once and parses its summary.
-func runWrk(ctx context.Context, wrk string, o options, url string, d time.Duration) (result, error) {
+// runWrk runs wrk once against t and parses its summary; it measures the CPU the
+// proxy, the backend and wrk spent meanwhile.
+func runWrk(ctx context.Context, wrk string, o options, t *target, d time.Duration) (result, error) {
 	cmd := exec.CommandContext(ctx, wrk, "-t"+strconv.Itoa(o.threads), "-c"+strconv.Itoa(o.connections),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", "Host: "+benchHost, url)
+		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", "Host: "+benchHost, t.url)
+	proxy0, self0 := processTreeCPU(t.pid), processCPU(os.Getpid())
+	busy0, total0 := machineCPU()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
+	busy1, total1 := machineCPU()
+	proxy1, self1 := processTreeCPU(t.pid), processCPU(os.Getpid())
 	var res result
 	m := reRPS.FindSubmatch(out)
 	if m == nil {
@@ -322,7 +344,90 @@ func runWrk(ctx context.Context, wrk string, o options, url string, d time.Durat
 		errs = append(errs, strings.TrimSpace(string(m[1])))
 	}
 	res.errors = strings.Join(errs, ", ")
+	if n := res.rps * d.Seconds(); n > 0 {
+		per := func(cpu time.Duration) time.Duration { return time.Duration(float64(cpu) / n) }
+		if t.pid != 0 {
+			res.proxyCPU = per(proxy1 - proxy0)
+		}
+		res.backendCPU = per(self1 - self0)
+		res.wrkCPU = per(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())
+	}
+	if total1 > total0 {
+		res.idle = 1 - float64(busy1-busy0)/float64(total1-total0)
+	}
 	return res, nil
+}
+
+// clockTick is USER_HZ, the unit of CPU times in /proc: 100 on every Linux this runs on.
+const clockTick = 10 * time.Millisecond
+
+// processTreeCPU returns the CPU time of process pid and of its children (nginx's
+// workers); 0 for pid 0.
+func processTreeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	total := processCPU(pid)
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if p, err := strconv.Atoi(e.Name()); err == nil && p != pid && parentPID(p) == pid {
+			total += processCPU(p)
+		}
+	}
+	return total
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name (which is in
+// parentheses and may hold spaces): state, ppid, ... utime is f[11], stime f[12].
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return nil
+	}
+	return f
+}
+
+func parentPID(pid int) int {
+	f := procStat(pid)
+	if f == nil {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// processCPU returns the user and system CPU time of process pid alone (its threads,
+// not its children).
+func processCPU(pid int) time.Duration {
+	f := procStat(pid)
+	if f == nil {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * clockTick
+}
+
+// machineCPU returns the machine's busy and total CPU time so far, in ticks, from
+// /proc/stat (idle and iowait count as not busy).
+func machineCPU() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // waitOK waits until url answers 200 with a body of n bytes.
