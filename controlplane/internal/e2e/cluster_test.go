@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"skypanel/controlplane/internal/e2e"
+	"skypanel/controlplane/internal/nodes"
 	"skypanel/controlplane/internal/testenv"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	clusterv1 "skypanel/shared/gen/go/skypanel/cluster/v1"
@@ -377,11 +378,20 @@ func (c *clusterRun) idsExcept(i int) []string {
 // stored report.
 func (c *clusterRun) reportedPeers(i int, field string) []string {
 	c.t.Helper()
-	var peers []string
-	err := c.env.Store.Pool().QueryRow(c.t.Context(),
-		`SELECT coalesce(array(SELECT jsonb_array_elements_text(last_report->$2)), '{}') FROM nodes WHERE id = $1`,
-		c.ids[i], field).Scan(&peers)
+	var raw []byte
+	err := c.env.Store.Pool().QueryRow(c.t.Context(), `SELECT last_report FROM nodes WHERE id = $1`, c.ids[i]).Scan(&raw)
 	require.NoError(c.t, err)
+	r, err := nodes.DecodeReport(raw)
+	require.NoError(c.t, err)
+	var peers []string
+	switch field {
+	case "reachable_peers":
+		peers = slices.Clone(r.GetReachablePeers())
+	case "unreachable_peers":
+		peers = slices.Clone(r.GetUnreachablePeers())
+	default:
+		c.t.Fatalf("no peer list %q in a report", field)
+	}
 	slices.Sort(peers)
 	return peers
 }

@@ -17,7 +17,7 @@ import (
 // last-seen time and the one written to the database (perhaps by another replica), and the
 // report that goes with it.
 type nodeView struct {
-	node   store.Node
+	node   *store.Node // in Manager.liveNodes: valid until the next pass
 	seen   time.Time
 	report *agentv1.ReportRequest
 }
@@ -43,16 +43,18 @@ func healthyState(n store.Node) string {
 func (m *Manager) CheckHealth(ctx context.Context) error {
 	m.healthPass.Lock()
 	defer m.healthPass.Unlock()
-	nodes, err := m.store.LiveNodes(ctx)
+	nodes, err := m.store.LiveNodes(ctx, m.liveNodes)
 	if err != nil {
 		return fmt.Errorf("check health: %w", err)
 	}
+	m.liveNodes = nodes
 	now := m.now()
 	limit := m.opts.NodeTTL + m.opts.NodeGrace
 	views := make(map[uuid.UUID]*nodeView, len(nodes))
 	all := make([]nodeView, len(nodes)) // one allocation for thousands of nodes
 	m.mu.Lock()
-	for i, n := range nodes {
+	for i := range nodes {
+		n := &nodes[i]
 		v := &all[i]
 		v.node = n
 		var dbSeen time.Time
@@ -111,7 +113,7 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 	states := make(map[uuid.UUID]string, len(views))
 	var errs []error
 	for _, v := range views {
-		n := v.node
+		n := *v.node
 		states[n.ID] = n.State
 		if n.State == store.NodeRemoving {
 			continue

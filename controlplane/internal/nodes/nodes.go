@@ -129,6 +129,9 @@ type Manager struct {
 	// healthPass serialises health passes: two overlapping passes of one replica could
 	// otherwise write states computed from different moments (down, ready, down again).
 	healthPass sync.Mutex
+	// liveNodes is the health pass's buffer of node rows, reused by each pass (guarded by
+	// healthPass): thousands of rows every few seconds.
+	liveNodes []store.Node
 
 	mu       sync.Mutex
 	sessions map[uuid.UUID]*session

@@ -8,23 +8,19 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"skypanel/controlplane/internal/store"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 )
 
-// reportJSON is how reports are kept in nodes.last_report: proto field names, so the column
-// reads like the schema.
-var reportJSON = protojson.MarshalOptions{UseProtoNames: true}
-
-// DecodeReport reads a report kept in nodes.last_report.
+// DecodeReport reads a report kept in nodes.last_report (protobuf, as the agent sent it).
 func DecodeReport(raw []byte) (*agentv1.ReportRequest, error) {
 	r := &agentv1.ReportRequest{}
 	if len(raw) == 0 {
 		return r, nil
 	}
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, r); err != nil {
+	if err := proto.Unmarshal(raw, r); err != nil {
 		return nil, fmt.Errorf("decode node report: %w", err)
 	}
 	return r, nil
@@ -69,7 +65,7 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		}
 		clusterID = id
 	}
-	raw, err := reportJSON.Marshal(r)
+	raw, err := proto.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("report: encode: %w", err)
 	}

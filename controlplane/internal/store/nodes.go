@@ -51,7 +51,8 @@ type Node struct {
 	SwarmNodeID       string
 	Availability      string
 	OverlayEncryption bool
-	// LastReport is the latest heartbeat as JSON (the node manager's encoding), nil before one.
+	// LastReport is the latest heartbeat as the agent sent it (protobuf; nodes.DecodeReport
+	// reads it), nil before one.
 	LastReport      []byte
 	LastSeenAt      *time.Time
 	UnreachableFrom []uuid.UUID
@@ -182,14 +183,15 @@ func (q *Queries) LabelledNodeIDs(ctx context.Context, clusterID uuid.UUID, labe
 // reads them every few seconds: only the fields it uses are filled (ID, ClusterID, State,
 // Hostname, SwarmNodeID, Availability, LastSeenAt, UnreachableFrom), a fraction of a whole
 // row to read and allocate for each of thousands of nodes. NodeReports reads stored reports.
-func (q *Queries) LiveNodes(ctx context.Context) ([]Node, error) {
+// The rows are appended to into[:0], a buffer the caller may pass again to the next call.
+func (q *Queries) LiveNodes(ctx context.Context, into []Node) ([]Node, error) {
 	rows, err := q.db.Query(ctx, `SELECT id, cluster_id, state, hostname, swarm_node_id, availability, last_seen_at,
 		unreachable_from FROM nodes WHERE removed_at IS NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("live nodes: %w", mapErr(err))
 	}
 	defer rows.Close()
-	var out []Node
+	out := into[:0]
 	for rows.Next() {
 		var n Node
 		if err := rows.Scan(&n.ID, &n.ClusterID, &n.State, &n.Hostname, &n.SwarmNodeID, &n.Availability,
@@ -312,19 +314,19 @@ func (q *Queries) WriteNodeReports(ctx context.Context, writes []NodeReportWrite
 		return nil, nil
 	}
 	ids := make([]uuid.UUID, len(writes))
-	reports := make([]string, len(writes))
+	reports := make([][]byte, len(writes))
 	seen := make([]time.Time, len(writes))
 	overlay := make([]bool, len(writes))
 	for i, w := range writes {
-		ids[i], reports[i], seen[i], overlay[i] = w.NodeID, string(w.Report), w.SeenAt, w.OverlayEncryption
+		ids[i], reports[i], seen[i], overlay[i] = w.NodeID, w.Report, w.SeenAt, w.OverlayEncryption
 	}
 	rows, err := q.db.Query(ctx, `
 		WITH free AS (
 			SELECT id FROM nodes WHERE id = ANY($1) FOR NO KEY UPDATE SKIP LOCKED
 		), written AS (
-			UPDATE nodes n SET last_report = u.report::jsonb, last_seen_at = GREATEST(n.last_seen_at, u.seen),
+			UPDATE nodes n SET last_report = u.report, last_seen_at = GREATEST(n.last_seen_at, u.seen),
 				overlay_encryption = u.overlay
-			FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::boolean[]) AS u(id, report, seen, overlay)
+			FROM unnest($1::uuid[], $2::bytea[], $3::timestamptz[], $4::boolean[]) AS u(id, report, seen, overlay)
 			WHERE n.id = u.id AND n.id IN (SELECT id FROM free)
 			RETURNING n.id
 		)

@@ -1,0 +1,1 @@
+ALTER TABLE nodes ALTER COLUMN last_report TYPE jsonb USING NULL;
