@@ -91,8 +91,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [[ $SWARM == 1 ]]; then
-    [[ $rc -ne 0 ]] && cp "$(scripts/e2e/nodes.sh dir 1)/agent.log" "$ARTIFACTS/agent.log" 2>/dev/null
-    scripts/e2e/nodes.sh down >/dev/null 2>&1 || true
+    [[ $rc -ne 0 ]] && cp "$("$REPO/scripts/e2e/nodes.sh" dir 1)/agent.log" "$ARTIFACTS/agent.log" 2>/dev/null
+    "$REPO/scripts/e2e/nodes.sh" down >/dev/null 2>&1 || true
   fi
   if [[ $rc -ne 0 && -f "$DATA/controlplane.log" ]]; then
     cp "$DATA/controlplane.log" "$ARTIFACTS/controlplane.log"
