@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"skypanel/agent/internal/edge"
+	"skypanel/shared/procstat"
 )
 
 const benchHost = "bench.skypanel.test"
@@ -315,14 +316,14 @@ var (
 func runWrk(ctx context.Context, wrk string, o options, t *target, d time.Duration) (result, error) {
 	cmd := exec.CommandContext(ctx, wrk, "-t"+strconv.Itoa(o.threads), "-c"+strconv.Itoa(o.connections),
 		"-d"+strconv.Itoa(int(d.Seconds()))+"s", "--latency", "-H", "Host: "+benchHost, t.url)
-	proxy0, self0 := processTreeCPU(t.pid), processCPU(os.Getpid())
-	busy0, total0 := machineCPU()
+	proxy0, self0 := procstat.TreeCPU(t.pid), procstat.CPU(os.Getpid())
+	busy0, idle0 := procstat.Machine()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %w: %s", err, out)
 	}
-	busy1, total1 := machineCPU()
-	proxy1, self1 := processTreeCPU(t.pid), processCPU(os.Getpid())
+	busy1, idle1 := procstat.Machine()
+	proxy1, self1 := procstat.TreeCPU(t.pid), procstat.CPU(os.Getpid())
 	var res result
 	m := reRPS.FindSubmatch(out)
 	if m == nil {
@@ -352,82 +353,10 @@ func runWrk(ctx context.Context, wrk string, o options, t *target, d time.Durati
 		res.backendCPU = per(self1 - self0)
 		res.wrkCPU = per(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime())
 	}
-	if total1 > total0 {
-		res.idle = 1 - float64(busy1-busy0)/float64(total1-total0)
+	if busy, idle := busy1-busy0, idle1-idle0; busy+idle > 0 {
+		res.idle = float64(idle) / float64(busy+idle)
 	}
 	return res, nil
-}
-
-// clockTick is USER_HZ, the unit of CPU times in /proc: 100 on every Linux this runs on.
-const clockTick = 10 * time.Millisecond
-
-// processTreeCPU returns the CPU time of process pid and of its children (nginx's
-// workers); 0 for pid 0.
-func processTreeCPU(pid int) time.Duration {
-	if pid == 0 {
-		return 0
-	}
-	total := processCPU(pid)
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if p, err := strconv.Atoi(e.Name()); err == nil && p != pid && parentPID(p) == pid {
-			total += processCPU(p)
-		}
-	}
-	return total
-}
-
-// procStat returns the fields of /proc/PID/stat after the command name (which is in
-// parentheses and may hold spaces): state, ppid, ... utime is f[11], stime f[12].
-func procStat(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return nil
-	}
-	return f
-}
-
-func parentPID(pid int) int {
-	f := procStat(pid)
-	if f == nil {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
-// processCPU returns the user and system CPU time of process pid alone (its threads,
-// not its children).
-func processCPU(pid int) time.Duration {
-	f := procStat(pid)
-	if f == nil {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * clockTick
-}
-
-// machineCPU returns the machine's busy and total CPU time so far, in ticks, from
-// /proc/stat (idle and iowait count as not busy).
-func machineCPU() (busy, total int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	for i, f := range strings.Fields(line)[1:] {
-		v, _ := strconv.ParseInt(f, 10, 64)
-		total += v
-		if i != 3 && i != 4 { // idle, iowait
-			busy += v
-		}
-	}
-	return busy, total
 }
 
 // waitOK waits until url answers 200 with a body of n bytes.

@@ -20,6 +20,7 @@ import (
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
 	clusterv1 "skypanel/shared/gen/go/skypanel/cluster/v1"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
+	"skypanel/shared/procstat"
 )
 
 // bins are the binaries the benchmark runs.
@@ -59,6 +60,8 @@ type controlPlane struct {
 	token    string // the admin's access token
 	cluster  clusterv1connect.ClusterServiceClient
 	logPath  string
+	// postmaster is the Postgres server's main process (0 when not on this machine).
+	postmaster int
 }
 
 const (
@@ -76,6 +79,15 @@ func startControlPlane(ctx context.Context, cfg Config, b bins, work, name strin
 	_, err = st.MigrateDown(ctx, 0)
 	if err == nil {
 		_, err = st.MigrateUp(ctx)
+	}
+	// The Postgres server's CPU is measured too: its postmaster is the parent of any of
+	// its backends.
+	postmaster := 0
+	if err == nil {
+		var backend int
+		if err = st.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err == nil {
+			postmaster = procstat.Parent(backend)
+		}
 	}
 	st.Close()
 	if err != nil {
@@ -104,7 +116,7 @@ func startControlPlane(ctx context.Context, cfg Config, b bins, work, name strin
 		return nil, err
 	}
 	cp := &controlPlane{url: "http://" + listen, agentURL: "https://" + agentListen, exited: make(chan error, 1),
-		logPath: filepath.Join(work, name+".log")}
+		logPath: filepath.Join(work, name+".log"), postmaster: postmaster}
 	logf, err := os.Create(cp.logPath)
 	if err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)

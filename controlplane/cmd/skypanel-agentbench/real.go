@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"skypanel/shared/procstat"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -93,14 +94,14 @@ func runReal(ctx context.Context, cfg Config, b bins, work string, stdout, stder
 		return err
 	}
 	procs := []*process{agent, exporter}
-	first := make([]procSample, 2)
-	last := make([]procSample, 2)
+	first := make([]procstat.Sample, 2)
+	last := make([]procstat.Sample, 2)
 	sumRSS := make([]int64, 2)
 	maxRSS := make([]int64, 2)
 	samples := 0
 	take := func() error {
 		for i, p := range procs {
-			s, err := sampleProc(p.pid())
+			s, err := procstat.Process(p.pid())
 			if err != nil {
 				return fmt.Errorf("%s exited? %w", filepath.Base(p.cmd.Path), err)
 			}
@@ -140,10 +141,10 @@ func runReal(ctx context.Context, cfg Config, b bins, work string, stdout, stder
 	fmt.Fprintln(stdout, "|---|---:|---:|---:|")
 	names := []string{"skypanel-agent (report every 10 s)", "prometheus-node-exporter (scraped every 10 s)"}
 	for i := range procs {
-		fmt.Fprintf(stdout, "| %s | %s | %s | %.3f %% |\n", names[i], mib(sumRSS[i]/int64(samples)), mib(maxRSS[i]), cpuShare(first[i], last[i]))
+		fmt.Fprintf(stdout, "| %s | %s | %s | %.3f %% |\n", names[i], mib(sumRSS[i]/int64(samples)), mib(maxRSS[i]), procstat.Share(first[i], last[i]))
 	}
 	agentRSS, exporterRSS := sumRSS[0]/int64(samples), sumRSS[1]/int64(samples)
-	agentCPU := cpuShare(first[0], last[0])
+	agentCPU := procstat.Share(first[0], last[0])
 	fmt.Fprintf(stdout, "\nGoal: agent RSS at most the exporter's (%s vs %s: %s) and CPU under 0.5 %% of one core (%.3f %%: %s).\n",
 		mib(agentRSS), mib(exporterRSS), yesNo(agentRSS <= exporterRSS), agentCPU, yesNo(agentCPU < 0.5))
 	fmt.Fprintf(stdout, "Exporter scrapes: %d ok, %d failed. Agent log warnings and errors: %d.\n", scrapes.Load(), scrapeErrs.Load(), complaints)

@@ -30,6 +30,7 @@ import (
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/pki"
+	"skypanel/shared/procstat"
 )
 
 // runSim steps the simulated agent count up until a step misses the goal or the last passes.
@@ -76,8 +77,8 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 	}
 	fmt.Fprintf(stdout, "\n## Simulated agents: one control plane (own process, %s), report every %s, goal p99 < %s and RSS < %s\n\n",
 		pool, cfg.Interval, cfg.P99Goal, mib(cfg.RSSGoal))
-	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | bench CPU | enroll | all connected | meets goal |")
-	fmt.Fprintln(stdout, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
+	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | Postgres CPU | bench CPU | enroll | all connected | meets goal |")
+	fmt.Fprintln(stdout, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
 	best := 0
 	for _, target := range cfg.Steps {
 		// Tokens for the new agents: the API caps a token at maxTokenUses nodes.
@@ -114,11 +115,12 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			return err
 		}
 
-		cpStart, err := sampleProc(cp.pid())
+		cpStart, err := procstat.Process(cp.pid())
 		if err != nil {
 			return err
 		}
-		selfStart, _ := sampleProc(os.Getpid())
+		selfStart, _ := procstat.Process(os.Getpid())
+		pgStart := procstat.TreeCPU(cp.postmaster)
 		histStart := reportHistogram(cp.url)
 		drops := rec.drops.Load()
 		rec.start(cfg.P99Goal)
@@ -127,7 +129,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			if err := sleep(ctx, min(time.Second, time.Until(end))); err != nil {
 				return err
 			}
-			s, err := sampleProc(cp.pid())
+			s, err := procstat.Process(cp.pid())
 			if err != nil {
 				return fmt.Errorf("control plane gone (see %s): %w", cp.logPath, err)
 			}
@@ -135,11 +137,15 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		}
 		lat, errs := rec.stop()
 		serverP99 := histogramP99(histStart, reportHistogram(cp.url))
-		cpEnd, err := sampleProc(cp.pid())
+		cpEnd, err := procstat.Process(cp.pid())
 		if err != nil {
 			return err
 		}
-		selfEnd, _ := sampleProc(os.Getpid())
+		selfEnd, _ := procstat.Process(os.Getpid())
+		pgCPU := "-"
+		if cp.postmaster > 0 {
+			pgCPU = fmt.Sprintf("%.0f %%", 100*float64(procstat.TreeCPU(cp.postmaster)-pgStart)/float64(selfEnd.At.Sub(selfStart.At)))
+		}
 		maxRSS = max(maxRSS, cpEnd.RSS)
 		drops = rec.drops.Load() - drops
 		fmt.Fprintf(stderr, "step %d: Reports over %s in each second of the window from %s: %v\n", target, cfg.P99Goal,
@@ -157,9 +163,9 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		if connected < len(agents) {
 			allConnected = fmt.Sprintf("%d of %d in %s", connected, len(agents), maxConnectWait)
 		}
-		fmt.Fprintf(stdout, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f %% | %.0f %% | %s | %s | %s |\n",
+		fmt.Fprintf(stdout, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %.0f %% | %s | %.0f %% | %s | %s | %s |\n",
 			target, len(lat), errs, ms(p50), ms(p90), ms(p99), ms(pmax), serverP99, mib(maxRSS),
-			cpuShare(cpStart, cpEnd), cpuShare(selfStart, selfEnd), enrollTime.Round(100*time.Millisecond), allConnected, verdict)
+			procstat.Share(cpStart, cpEnd), pgCPU, procstat.Share(selfStart, selfEnd), enrollTime.Round(100*time.Millisecond), allConnected, verdict)
 		if drops > 0 || len(lat) < expected*9/10 {
 			fmt.Fprintf(stdout, "\n(step %d: %d reports of about %d expected, %d command streams dropped)\n\n", target, len(lat), expected, drops)
 		}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
-	"strings"
 	"time"
+
+	"skypanel/shared/procstat"
 )
 
 // machine is what the figures were measured on.
@@ -25,27 +25,8 @@ type machine struct {
 }
 
 func describeMachine(ctx context.Context, cp *controlPlane) machine {
-	m := machine{date: time.Now(), cpus: runtime.NumCPU(), model: "unknown", memory: "unknown", kernel: "unknown"}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			var kib int64
-			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kib); err == nil {
-				m.memory = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
-	}
+	d := procstat.Describe()
+	m := machine{date: time.Now(), cpus: d.CPUs, model: d.Model, memory: d.Memory, kernel: d.Kernel}
 	pool := cp.store.Pool()
 	var version, fsync, sharedBuffers, maxConns string
 	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'),
@@ -95,15 +76,15 @@ func report(w io.Writer, cfg Config, m machine, res *result) {
 	u := res.usage
 	fmt.Fprintln(w)
 	if total := u.machineBusy + u.machineIdle; total > 0 {
-		secs := float64(total) / clockTicks / float64(m.cpus)
-		share := func(ticks int64) string {
-			return fmt.Sprintf("%.0f%%", 100*float64(ticks)/float64(total))
+		secs := total.Seconds() / float64(m.cpus)
+		share := func(cpu time.Duration) string {
+			return fmt.Sprintf("%.0f%%", 100*float64(cpu)/float64(total))
 		}
 		fmt.Fprintf(w, "- CPU over %.0f s: machine %s busy; this process (control plane and clients) %s, postgres %s, other %s\n",
 			secs, share(u.machineBusy), share(u.self), share(u.postgres), share(u.machineBusy-u.self-u.postgres))
 		if n := len(all); n > 0 {
-			perRequest := func(ticks int64) string {
-				return fmt.Sprintf("%.2f ms", 1000*float64(ticks)/clockTicks/float64(n))
+			perRequest := func(cpu time.Duration) string {
+				return fmt.Sprintf("%.2f ms", float64(cpu.Microseconds())/1000/float64(n))
 			}
 			fmt.Fprintf(w, "- CPU per request: %s in all (this process %s, postgres %s)\n",
 				perRequest(u.self+u.postgres), perRequest(u.self), perRequest(u.postgres))

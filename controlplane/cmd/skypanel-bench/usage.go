@@ -3,27 +3,24 @@ package main
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on every Linux we run on.
-const clockTicks = 100
+	"skypanel/shared/procstat"
+)
 
 // usage is a snapshot of counters whose difference over the measured phase says where the
 // time went: CPU by whom, waits for a database connection, and time inside the handlers.
 type usage struct {
 	at time.Time
-	// CPU time in clock ticks: the whole machine busy and idle, this process (control plane
-	// and clients), and the processes of the Postgres server the control plane uses (not
-	// other clusters on the machine).
-	machineBusy, machineIdle, self, postgres int64
+	// CPU time: the whole machine busy and idle, this process (control plane and clients),
+	// and the processes of the Postgres server the control plane uses (not other clusters
+	// on the machine).
+	machineBusy, machineIdle, self, postgres time.Duration
 	// Pool counters of the control plane's store.
 	acquires, emptyAcquires int64
 	acquireWait             time.Duration
@@ -35,8 +32,8 @@ type usage struct {
 
 func takeUsage(ctx context.Context, cp *controlPlane) usage {
 	u := usage{at: time.Now(), handler: map[string][2]float64{}}
-	u.machineBusy, u.machineIdle = machineCPU()
-	u.self = processCPU("/proc/self/stat")
+	u.machineBusy, u.machineIdle = procstat.Machine()
+	u.self = procstat.CPU(os.Getpid())
 	u.postgres = postgresCPU(ctx, cp)
 	st := cp.store.Pool().Stat()
 	u.acquires, u.emptyAcquires, u.acquireWait, u.maxConns = st.AcquireCount(), st.EmptyAcquireCount(), st.EmptyAcquireWaitTime(), st.MaxConns()
@@ -61,80 +58,19 @@ func (u usage) since(b usage) usage {
 	return d
 }
 
-// postgresCPU sums the CPU ticks of the Postgres server the control plane uses: its
+// postgresCPU sums the CPU time of the Postgres server the control plane uses: its
 // postmaster and the postmaster's children (backends and background processes). Other
 // Postgres servers on the machine (other people's tests) count as "other".
-func postgresCPU(ctx context.Context, cp *controlPlane) int64 {
+func postgresCPU(ctx context.Context, cp *controlPlane) time.Duration {
 	var backend int
 	if err := cp.store.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
 		return 0
 	}
-	postmaster := parentPID(fmt.Sprintf("/proc/%d/stat", backend))
+	postmaster := procstat.Parent(backend)
 	if postmaster <= 1 {
 		return 0
 	}
-	total := processCPU(fmt.Sprintf("/proc/%d/stat", postmaster))
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if parentPID(filepath.Join(d, "stat")) == postmaster {
-			total += processCPU(filepath.Join(d, "stat"))
-		}
-	}
-	return total
-}
-
-// parentPID reads a process's parent from its stat file (0 if unknown).
-func parentPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
-}
-
-// machineCPU reads the busy and idle ticks of all CPUs from /proc/stat.
-func machineCPU() (busy, idle int64) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(line)
-	// cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is
-	// already counted in user.
-	for i := 1; i < len(fields) && i <= 8; i++ {
-		v, _ := strconv.ParseInt(fields[i], 10, 64)
-		if i == 4 || i == 5 {
-			idle += v
-		} else {
-			busy += v
-		}
-	}
-	return busy, idle
-}
-
-// processCPU reads a process's user and system ticks from its stat file.
-func processCPU(path string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	// The command name is in parentheses and may hold spaces; fields count from after it.
-	s := string(b)
-	rest := s[strings.LastIndexByte(s, ')')+1:]
-	fields := strings.Fields(rest)
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return utime + stime
+	return procstat.TreeCPU(postmaster)
 }
 
 // handlerSeconds reads skypanel_rpc_duration_seconds' sum and count by procedure from the

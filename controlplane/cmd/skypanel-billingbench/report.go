@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strings"
 	"time"
+
+	"skypanel/shared/procstat"
 )
 
 type machine struct {
@@ -18,27 +18,8 @@ type machine struct {
 }
 
 func (b *bench) describeMachine(ctx context.Context) machine {
-	m := machine{date: time.Now(), cpus: runtime.NumCPU(), model: "unknown", memory: "unknown", kernel: "unknown"}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			var kib int64
-			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kib); err == nil {
-				m.memory = fmt.Sprintf("%.1f GiB", float64(kib)/(1<<20))
-				break
-			}
-		}
-	}
-	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(data))
-	}
+	d := procstat.Describe()
+	m := machine{date: time.Now(), cpus: d.CPUs, model: d.Model, memory: d.Memory, kernel: d.Kernel}
 	var version, fsync, syncCommit, sharedBuffers string
 	if err := b.st.Pool().QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'),
 		current_setting('synchronous_commit'), current_setting('shared_buffers')`).Scan(&version, &fsync, &syncCommit, &sharedBuffers); err == nil {
