@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -38,7 +39,8 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 	// The simulator is the load, not what is measured: its memory is not counted, and each of
 	// its garbage collections (half a gigabyte of heap at 10,000 agents) would stall every
 	// agent it simulates and add that to the latencies it records. Collect four times less
-	// often than the default.
+	// often than the default, and once before each step's warm-up (below), so that its next
+	// collection falls after the measured window rather than in it.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	cp, err := startControlPlane(ctx, cfg, b, work, "controlplane-sim")
 	if err != nil {
@@ -111,6 +113,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		fmt.Fprintf(stderr, "step %d: %d agents enrolled in %s, %d of %d streams up in %s; warming up %s, measuring %s\n",
 			target, len(added), enrollTime.Round(time.Millisecond), connected, len(agents),
 			connectTime.Round(time.Millisecond), cfg.Warmup, cfg.Measure)
+		runtime.GC()
 		if err := sleep(ctx, cfg.Warmup); err != nil {
 			return err
 		}
