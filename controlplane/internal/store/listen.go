@@ -47,7 +47,7 @@ func (s *Store) Listen(ctx context.Context, channels ...string) (conn *pgx.Conn,
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
-	registerUUID(conn.TypeMap())
+	registerTypes(conn.TypeMap())
 	close = func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

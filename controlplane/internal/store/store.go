@@ -53,7 +53,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		cfg.MaxConns = opts.MaxConns
 	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		registerUUID(c.TypeMap())
+		registerTypes(c.TypeMap())
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -35,6 +35,25 @@ func TestUUIDsRoundTripThroughPostgres(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid[]`, mode, []uuid.UUID{id, other}).Scan(&ids))
 		require.Equal(t, []uuid.UUID{id, other}, ids, mode)
 
+		var empty []uuid.UUID
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid[]`, mode, []uuid.UUID{}).Scan(&empty))
+		require.Equal(t, []uuid.UUID{}, empty, mode)
+		var none []uuid.UUID
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid[]`, mode, []uuid.UUID(nil)).Scan(&none))
+		require.Nil(t, none, mode)
+		require.ErrorContains(t, pool.QueryRow(ctx, `SELECT ARRAY[$1::uuid, NULL]`, mode, id).Scan(&ids), "NULL", mode)
+		if mode == pgx.QueryExecModeCacheStatement { // binary results: this codec's scan
+			require.ErrorContains(t, pool.QueryRow(ctx, `SELECT ARRAY[[$1::uuid]]`, mode, id).Scan(&ids), "dimensions")
+		}
+
+		blobs := [][]byte{[]byte("first"), nil, {}, []byte{0, 1, 2, 255}}
+		var gotBlobs [][]byte
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::bytea[]`, mode, blobs).Scan(&gotBlobs))
+		require.Equal(t, blobs, gotBlobs, mode)
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT cardinality($1::bytea[])`, mode, [][]byte{}).Scan(&n))
+		require.Zero(t, n, mode)
+
 		var s string
 		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid::text`, mode, id).Scan(&s))
 		require.Equal(t, id.String(), s, mode)
