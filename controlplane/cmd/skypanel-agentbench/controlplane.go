@@ -14,13 +14,13 @@ import (
 
 	"connectrpc.com/connect"
 
+	"skypanel/controlplane/internal/benchcli"
 	"skypanel/controlplane/internal/store"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 	authv1 "skypanel/shared/gen/go/skypanel/auth/v1"
 	"skypanel/shared/gen/go/skypanel/auth/v1/authv1connect"
 	clusterv1 "skypanel/shared/gen/go/skypanel/cluster/v1"
 	"skypanel/shared/gen/go/skypanel/cluster/v1/clusterv1connect"
-	"skypanel/shared/procstat"
 )
 
 // bins are the binaries the benchmark runs.
@@ -80,14 +80,9 @@ func startControlPlane(ctx context.Context, cfg Config, b bins, work, name strin
 	if err == nil {
 		_, err = st.MigrateUp(ctx)
 	}
-	// The Postgres server's CPU is measured too: its postmaster is the parent of any of
-	// its backends.
-	postmaster := 0
+	postmaster := 0 // the Postgres server's CPU is measured too
 	if err == nil {
-		var backend int
-		if err = st.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err == nil {
-			postmaster = procstat.Parent(backend)
-		}
+		postmaster = benchcli.PostgresServer(ctx, st.Pool())
 	}
 	st.Close()
 	if err != nil {

@@ -10,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"skypanel/shared/procstat"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"skypanel/shared/procstat"
 )
 
 // sampleEvery is how often the real agent and the exporter are sampled, and the exporter

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"skypanel/controlplane/internal/benchcli"
 	"skypanel/shared/procstat"
 )
 
@@ -62,15 +63,7 @@ func (u usage) since(b usage) usage {
 // postmaster and the postmaster's children (backends and background processes). Other
 // Postgres servers on the machine (other people's tests) count as "other".
 func postgresCPU(ctx context.Context, cp *controlPlane) time.Duration {
-	var backend int
-	if err := cp.store.Pool().QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
-		return 0
-	}
-	postmaster := procstat.Parent(backend)
-	if postmaster <= 1 {
-		return 0
-	}
-	return procstat.TreeCPU(postmaster)
+	return procstat.TreeCPU(benchcli.PostgresServer(ctx, cp.store.Pool()))
 }
 
 // handlerSeconds reads skypanel_rpc_duration_seconds' sum and count by procedure from the

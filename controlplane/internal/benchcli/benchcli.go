@@ -1,6 +1,6 @@
 // Package benchcli is the command-line frame the benchmark commands share (skypanel-bench,
 // skypanel-agentbench, skypanel-billingbench): the benchmark database flag, interrupt
-// handling and exit codes.
+// handling and exit codes, and finding the benchmark Postgres server's process.
 package benchcli
 
 import (
@@ -12,6 +12,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"skypanel/shared/procstat"
 )
 
 // DatabaseEnv is the variable that names the benchmark database when --database-url is not
@@ -50,4 +54,18 @@ func Main[C any](name string, parse func(args []string, getenv func(string) stri
 		stop()
 		os.Exit(1)
 	}
+}
+
+// PostgresServer returns the process id of the postmaster of the Postgres server pool talks
+// to (the parent of any of its backends), so that a benchmark can count the server's CPU
+// with procstat.TreeCPU; 0 when the server is not a process of this machine.
+func PostgresServer(ctx context.Context, pool *pgxpool.Pool) int {
+	var backend int
+	if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		return 0
+	}
+	if postmaster := procstat.Parent(backend); postmaster > 1 {
+		return postmaster
+	}
+	return 0
 }
