@@ -12,10 +12,10 @@ import (
 	"skypanel/controlplane/internal/testenv"
 )
 
-// The codec is what every query of the store runs through: ids, nullable ids and id
-// arrays must round-trip through a real Postgres in both formats, and the types it does
-// not handle itself must still work as pgx handles them.
-func TestUUIDsRoundTripThroughPostgres(t *testing.T) {
+// The codecs are what every query of the store runs through: ids, nullable ids, id arrays
+// and byte-string arrays must round-trip through a real Postgres in both formats, and the
+// types they do not handle must still work as pgx handles them.
+func TestIDsAndBatchArraysRoundTripThroughPostgres(t *testing.T) {
 	ctx := context.Background()
 	pool := testenv.Store(t).Pool()
 	id, other := uuid.New(), uuid.New()
