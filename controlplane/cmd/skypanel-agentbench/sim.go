@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,9 +129,23 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		drops := rec.drops.Load()
 		rec.start(cfg.P99Goal)
 		maxRSS := cpStart.RSS
+		// Which second of the window each collection ended in, the simulator's and the
+		// control plane's, to set beside the slow Reports of each second.
+		var simGCs, cpGCs []int
+		simN, cpN := gcCycles(), cpGCCount(cp.url)
 		for end := time.Now().Add(cfg.Measure); time.Now().Before(end); {
 			if err := sleep(ctx, min(time.Second, time.Until(end))); err != nil {
 				return err
+			}
+			sec := int(time.Since(rec.began) / time.Second)
+			if n := gcCycles(); n > simN {
+				simGCs, simN = append(simGCs, sec), n
+			}
+			if n := cpGCCount(cp.url); n > cpN {
+				if cpN >= 0 {
+					cpGCs = append(cpGCs, sec)
+				}
+				cpN = n
 			}
 			s, err := procstat.Process(cp.pid())
 			if err != nil {
@@ -153,6 +168,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		drops = rec.drops.Load() - drops
 		fmt.Fprintf(stderr, "step %d: Reports over %s in each second of the window from %s: %v\n", target, cfg.P99Goal,
 			rec.began.UTC().Format("15:04:05.000"), rec.slowBySecond())
+		fmt.Fprintf(stderr, "step %d: collections ended in seconds: control plane %v, simulator %v\n", target, cpGCs, simGCs)
 
 		slices.Sort(lat)
 		p50, p90, p99, pmax := pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100)
@@ -242,6 +258,35 @@ func reportHistogram(base string) map[float64]float64 {
 		}
 	}
 	return out
+}
+
+// gcCycles is how many garbage collections this process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// cpGCCount is how many garbage collections the control plane has completed (its Go
+// collector's go_gc_duration_seconds_count), or -1 when it cannot be read.
+func cpGCCount(base string) int64 {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
 }
 
 var bucketRE = regexp.MustCompile(`le="([^"]+)".*\}\s+(\S+)$`)
