@@ -97,18 +97,24 @@ func (m *Manager) stream(ctx context.Context, s *session, afterSeq int64, send S
 	cursor := afterSeq
 	keepalive := time.NewTimer(m.opts.KeepaliveInterval)
 	defer keepalive.Stop()
-	checkRemoved, first := false, true
+	// woken: look for commands (at the start, and after a wake); a keepalive or an
+	// ephemeral command sent is no reason to query the outbox.
+	woken, first := true, true
 	for {
-		if checkRemoved && m.removed(ctx, s.nodeID) {
+		if woken && !first && m.removed(ctx, s.nodeID) {
 			return ErrNodeRemoved
 		}
-		sent, err := m.deliver(ctx, s.nodeID, &cursor, send)
-		s.delivered.Store(cursor)
-		if err != nil {
-			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
-				return cause
+		sent := false
+		if woken {
+			var err error
+			sent, err = m.deliver(ctx, s.nodeID, &cursor, send)
+			s.delivered.Store(cursor)
+			if err != nil {
+				if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+					return cause
+				}
+				return err
 			}
-			return err
 		}
 		if first && !sent {
 			// Nothing to resume: a keepalive tells the agent at once that the session is up.
@@ -120,12 +126,12 @@ func (m *Manager) stream(ctx context.Context, s *session, afterSeq int64, send S
 		if sent {
 			keepalive.Reset(m.opts.KeepaliveInterval)
 		}
-		checkRemoved, first = false, false
+		woken, first = false, false
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-s.wake:
-			checkRemoved = true
+			woken = true
 		case cmd := <-s.ephemeral:
 			if err := send(&agentv1.ConnectResponse{Command: cmd}); err != nil {
 				return fmt.Errorf("send ephemeral command: %w", err)
