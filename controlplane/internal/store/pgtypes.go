@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -26,14 +28,50 @@ import (
 func registerTypes(m *pgtype.Map) {
 	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
 	m.RegisterType(t)
-	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID,
-		Codec: uuidArrayCodec{&pgtype.ArrayCodec{ElementType: t}}})
+	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: uuidArrayCodec{
+		arrayCodec[uuid.UUID]{&pgtype.ArrayCodec{ElementType: t}, encodeArray[uuid.UUID]{pgtype.UUIDOID, 16,
+			func(b []byte, id uuid.UUID) []byte { return append(b, id[:]...) }}}}})
 	if bytea, ok := m.TypeForOID(pgtype.ByteaOID); ok {
 		m.RegisterType(&pgtype.Type{Name: "_bytea", OID: pgtype.ByteaArrayOID,
 			Codec: byteaArrayCodec{&pgtype.ArrayCodec{ElementType: bytea}}})
 	}
+	// The metrics and report batches' other columns: fixed-width elements.
+	registerArray(m, "_int8", pgtype.Int8ArrayOID, pgtype.Int8OID, 8,
+		func(b []byte, v int64) []byte { return binary.BigEndian.AppendUint64(b, uint64(v)) })
+	registerArray(m, "_float4", pgtype.Float4ArrayOID, pgtype.Float4OID, 4,
+		func(b []byte, v float64) []byte {
+			return binary.BigEndian.AppendUint32(b, math.Float32bits(float32(v)))
+		})
+	registerArray(m, "_float8", pgtype.Float8ArrayOID, pgtype.Float8OID, 8,
+		func(b []byte, v float64) []byte { return binary.BigEndian.AppendUint64(b, math.Float64bits(v)) })
+	registerArray(m, "_timestamptz", pgtype.TimestamptzArrayOID, pgtype.TimestamptzOID, 8,
+		func(b []byte, v time.Time) []byte { return binary.BigEndian.AppendUint64(b, uint64(microsSinceY2K(v))) })
+	registerArray(m, "_bool", pgtype.BoolArrayOID, pgtype.BoolOID, 1, func(b []byte, v bool) []byte {
+		if v {
+			return append(b, 1)
+		}
+		return append(b, 0)
+	})
 	m.RegisterDefaultPgType(uuid.UUID{}, "uuid")
 	m.RegisterDefaultPgType([]uuid.UUID(nil), "_uuid")
+}
+
+// registerArray replaces the array type name (oid) in m by one that encodes a []T in one
+// pass, each element width bytes written by put; other Go types are left to pgx.
+func registerArray[T any](m *pgtype.Map, name string, oid, elemOID uint32, width int, put func([]byte, T) []byte) {
+	elem, ok := m.TypeForOID(elemOID)
+	if !ok {
+		return
+	}
+	m.RegisterType(&pgtype.Type{Name: name, OID: oid,
+		Codec: arrayCodec[T]{&pgtype.ArrayCodec{ElementType: elem}, encodeArray[T]{elemOID, width, put}}})
+}
+
+// microsSinceY2K is t in timestamptz's binary form, as pgx writes it: microseconds since
+// 2000-01-01 UTC, the nanoseconds beyond truncated.
+func microsSinceY2K(t time.Time) int64 {
+	const unixToY2K = 946_684_800 * 1_000_000
+	return t.Unix()*1_000_000 + int64(t.Nanosecond())/1000 - unixToY2K
 }
 
 type uuidCodec struct{ pgtype.UUIDCodec }
@@ -146,36 +184,50 @@ func appendArrayHeader(buf []byte, elem uint32, n int, hasNull bool) []byte {
 	return binary.BigEndian.AppendUint32(buf, 1) // lower bound
 }
 
-type uuidArrayCodec struct{ *pgtype.ArrayCodec }
+// arrayCodec encodes []T parameters of its array type with enc in the binary format and
+// leaves everything else to pgx's ArrayCodec.
+type arrayCodec[T any] struct {
+	*pgtype.ArrayCodec
+	enc encodeArray[T]
+}
 
-func (c uuidArrayCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.([]uuid.UUID); ok && format == pgtype.BinaryFormatCode {
-		return encodeUUIDArray{}
+func (c arrayCodec[T]) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
+	if _, ok := value.([]T); ok && format == pgtype.BinaryFormatCode {
+		return c.enc
 	}
 	return c.ArrayCodec.PlanEncode(m, oid, format, value)
 }
+
+// encodeArray writes a []T as a one-dimensional array of elem, whose elements are all width
+// bytes long (none NULL); a nil slice is NULL.
+type encodeArray[T any] struct {
+	elem  uint32
+	width int
+	put   func([]byte, T) []byte
+}
+
+func (e encodeArray[T]) Encode(value any, buf []byte) ([]byte, error) {
+	vs := value.([]T)
+	if vs == nil {
+		return nil, nil // NULL
+	}
+	buf = slices.Grow(buf, 20+(4+e.width)*len(vs))
+	buf = appendArrayHeader(buf, e.elem, len(vs), false)
+	for _, v := range vs {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(e.width))
+		buf = e.put(buf, v)
+	}
+	return buf, nil
+}
+
+// uuidArrayCodec also scans uuid[] into []uuid.UUID in one pass.
+type uuidArrayCodec struct{ arrayCodec[uuid.UUID] }
 
 func (c uuidArrayCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
 	if _, ok := target.(*[]uuid.UUID); ok && format == pgtype.BinaryFormatCode {
 		return scanUUIDArray{}
 	}
 	return c.ArrayCodec.PlanScan(m, oid, format, target)
-}
-
-type encodeUUIDArray struct{}
-
-func (encodeUUIDArray) Encode(value any, buf []byte) ([]byte, error) {
-	ids := value.([]uuid.UUID)
-	if ids == nil {
-		return nil, nil // NULL
-	}
-	buf = slices.Grow(buf, 20+20*len(ids))
-	buf = appendArrayHeader(buf, pgtype.UUIDOID, len(ids), false)
-	for _, id := range ids {
-		buf = binary.BigEndian.AppendUint32(buf, 16)
-		buf = append(buf, id[:]...)
-	}
-	return buf, nil
 }
 
 type scanUUIDArray struct{}

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -53,6 +55,39 @@ func TestIDsAndBatchArraysRoundTripThroughPostgres(t *testing.T) {
 		var n int
 		require.NoError(t, pool.QueryRow(ctx, `SELECT cardinality($1::bytea[])`, mode, [][]byte{}).Scan(&n))
 		require.Zero(t, n, mode)
+
+		// The metrics and report batches' other arrays.
+		at := time.Date(2026, 11, 26, 9, 30, 1, 123456789, time.UTC)
+		old := time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC)
+		var gotInts []int64
+		ints := []int64{0, -1, math.MaxInt64, math.MinInt64}
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::bigint[]`, mode, ints).Scan(&gotInts))
+		require.Equal(t, ints, gotInts, mode)
+		var gotFloats []float64
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::real[]`, mode, []float64{0, -1.5, 99.25}).Scan(&gotFloats))
+		require.Equal(t, []float64{0, -1.5, 99.25}, gotFloats, mode)
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::float8[]`, mode, []float64{math.MaxFloat64, 0.1}).Scan(&gotFloats))
+		require.Equal(t, []float64{math.MaxFloat64, 0.1}, gotFloats, mode)
+		var gotTimes []time.Time
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::timestamptz[]`, mode, []time.Time{at, old, at.In(time.FixedZone("x", 3600))}).Scan(&gotTimes))
+		require.Len(t, gotTimes, 3, mode)
+		for i, want := range []time.Time{at.Truncate(time.Microsecond), old.Truncate(time.Microsecond), at.Truncate(time.Microsecond)} {
+			require.True(t, want.Equal(gotTimes[i]), "%v: %v, want %v", mode, gotTimes[i], want)
+		}
+		var gotBools []bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::boolean[]`, mode, []bool{true, false}).Scan(&gotBools))
+		require.Equal(t, []bool{true, false}, gotBools, mode)
+		require.NoError(t, pool.QueryRow(ctx, `SELECT cardinality($1::bigint[]), cardinality($2::timestamptz[])`, mode,
+			[]int64{}, []time.Time{}).Scan(&n, &n))
+		require.Zero(t, n, mode)
+		var isNull bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::bigint[] IS NULL AND $2::real[] IS NULL`, mode,
+			[]int64(nil), []float64(nil)).Scan(&isNull))
+		require.True(t, isNull, mode)
+		// Types the codecs leave to pgx still work: int32 elements, a pgtype array.
+		var gotInt32 []int32
+		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::bigint[]`, mode, []int32{7}).Scan(&gotInt32))
+		require.Equal(t, []int32{7}, gotInt32, mode)
 
 		var s string
 		require.NoError(t, pool.QueryRow(ctx, `SELECT $1::uuid::text`, mode, id).Scan(&s))
