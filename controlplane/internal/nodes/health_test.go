@@ -1,10 +1,12 @@
 package nodes_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -230,4 +232,50 @@ func TestABatchSkipsANodeBusyWithALifecycleStepAndWritesItNextTime(t *testing.T)
 	require.NoError(t, tx.Rollback(b.ctx))
 	require.NoError(t, b.m.Flush(b.ctx))
 	require.NotNil(t, b.getNode(t, workerID).LastSeenAt)
+}
+
+// A flush that fails keeps its reports and samples for the next one, which also writes what
+// arrived meanwhile; each flush writes only what arrived since the last one that succeeded.
+func TestAFailedFlushLosesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, workerID := activeCluster(t, b)
+	at := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	sample := func(nodeID uuid.UUID, at time.Time, cpu float64) {
+		b.report(t, nodeID, &agentv1.ReportRequest{SampledAt: timestamppb.New(at), Host: &agentv1.HostMetrics{CpuPercent: cpu}})
+	}
+	samples := func(nodeID uuid.UUID) []float64 {
+		rows, err := b.st.Pool().Query(b.ctx, `SELECT cpu_percent::float8 FROM node_metrics WHERE node_id = $1 ORDER BY sampled_at`, nodeID)
+		require.NoError(t, err)
+		cpus, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+		require.NoError(t, err)
+		return cpus
+	}
+	lastCPU := func(nodeID uuid.UUID) float64 {
+		r, err := nodes.DecodeReport(b.getNode(t, nodeID).LastReport)
+		require.NoError(t, err)
+		return r.GetHost().GetCpuPercent()
+	}
+
+	sample(mgrID, at, 10)
+	dead, cancel := context.WithCancel(b.ctx)
+	cancel()
+	require.Error(t, b.m.Flush(dead))
+	require.Nil(t, b.getNode(t, mgrID).LastSeenAt)
+
+	sample(workerID, at, 30)
+	require.NoError(t, b.m.Flush(b.ctx))
+	require.Equal(t, 10.0, lastCPU(mgrID))
+	require.Equal(t, 30.0, lastCPU(workerID))
+	require.Equal(t, []float64{10}, samples(mgrID))
+
+	sample(mgrID, at.Add(time.Second), 20)
+	require.Error(t, b.m.Flush(dead))
+	sample(mgrID, at.Add(2*time.Second), 25)
+	require.NoError(t, b.m.Flush(b.ctx))
+	require.Equal(t, 25.0, lastCPU(mgrID), "the newest report wins")
+	require.Equal(t, []float64{10, 20, 25}, samples(mgrID))
+	require.Equal(t, []float64{30}, samples(workerID))
+	require.NoError(t, b.m.Flush(b.ctx), "nothing left")
+	require.Equal(t, []float64{10, 20, 25}, samples(mgrID))
 }

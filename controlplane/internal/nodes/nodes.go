@@ -142,6 +142,13 @@ type Manager struct {
 	// pending are the latest reports not written yet, by node; samples the metrics.
 	pending map[uuid.UUID]store.NodeReportWrite
 	samples []store.NodeMetricSample
+	// flushMu serializes Flush; it guards the buffers a flush hands back for the next one
+	// to fill (at thousands of nodes, a new map and slice every flush is garbage enough to
+	// bring the next collection forward).
+	flushMu      sync.Mutex
+	spare        map[uuid.UUID]store.NodeReportWrite
+	spareSamples []store.NodeMetricSample
+	writes       []store.NodeReportWrite
 	// alerted remembers, by node and alert, when it last fired (or was found to have fired).
 	alerted map[alertKey]time.Time
 	// standing remembers node certificates found good (see standingCache).

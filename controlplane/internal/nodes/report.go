@@ -193,14 +193,29 @@ func (m *Manager) alert(ctx context.Context, q *store.Queries, nodeID uuid.UUID,
 // transaction, and tells watchers of the clusters concerned. On failure they are kept for the
 // next try.
 func (m *Manager) Flush(ctx context.Context) error {
+	m.flushMu.Lock()
+	defer m.flushMu.Unlock()
+	if m.spare == nil {
+		m.spare = map[uuid.UUID]store.NodeReportWrite{}
+	}
 	m.mu.Lock()
 	pending, samples := m.pending, m.samples
-	m.pending, m.samples = map[uuid.UUID]store.NodeReportWrite{}, nil
+	m.pending, m.samples = m.spare, m.spareSamples[:0]
+	m.spare, m.spareSamples = nil, nil
 	m.mu.Unlock()
+	defer func() {
+		clear(pending)
+		m.spare = pending
+	}()
 	if len(pending) == 0 && len(samples) == 0 {
+		m.spareSamples = samples
 		return nil
 	}
-	writes := make([]store.NodeReportWrite, 0, len(pending))
+	writes := m.writes[:0]
+	defer func() {
+		clear(writes) // drop the reports' bytes
+		m.writes = writes[:0]
+	}()
 	clusters := map[uuid.UUID]struct{}{}
 	for _, w := range pending {
 		writes = append(writes, w)
@@ -232,19 +247,18 @@ func (m *Manager) Flush(ctx context.Context) error {
 		}
 		return nil
 	})
+	keep := writes // on failure every report waits for the next flush
 	if err == nil {
 		// Nodes busy with a lifecycle step: their latest report is written next time.
-		pending = map[uuid.UUID]store.NodeReportWrite{}
-		for _, w := range skipped {
-			pending[w.NodeID] = w
-		}
+		keep = skipped
+		m.spareSamples = samples[:0]
 		samples = nil
 	}
-	if len(pending) > 0 || len(samples) > 0 {
+	if len(keep) > 0 || len(samples) > 0 {
 		m.mu.Lock()
-		for id, w := range pending {
-			if newer, ok := m.pending[id]; !ok || newer.SeenAt.Before(w.SeenAt) {
-				m.pending[id] = w
+		for _, w := range keep {
+			if newer, ok := m.pending[w.NodeID]; !ok || newer.SeenAt.Before(w.SeenAt) {
+				m.pending[w.NodeID] = w
 			}
 		}
 		m.samples = append(samples, m.samples...)
