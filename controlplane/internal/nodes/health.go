@@ -17,9 +17,9 @@ import (
 // last-seen time and the one written to the database (perhaps by another replica), and the
 // report that goes with it.
 type nodeView struct {
-	node   *store.Node // in Manager.liveNodes: valid until the next pass
-	seen   time.Time
-	report *agentv1.ReportRequest
+	node  *store.Node // in Manager.liveNodes: valid until the next pass
+	seen  time.Time
+	peers *peers // from the node's latest report; nil when none is known
 }
 
 // healthyState is the state of a node that reports: enrolling until it is in the swarm,
@@ -64,8 +64,8 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 		v.seen = dbSeen
 		if ln := m.live[n.ID]; ln != nil {
 			v.seen = later(ln.seen, dbSeen)
-			if ln.report != nil && !ln.seen.Before(dbSeen) {
-				v.report = ln.report
+			if ln.peers != nil && !ln.seen.Before(dbSeen) {
+				v.peers = ln.peers
 			}
 		}
 		views[n.ID] = v
@@ -77,7 +77,7 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 	// holds, else the stored ones (after a restart, or of nodes reporting to another replica).
 	var missing []uuid.UUID
 	for _, p := range views {
-		if fresh(p) && p.report == nil {
+		if fresh(p) && p.peers == nil {
 			missing = append(missing, p.node.ID)
 		}
 	}
@@ -87,23 +87,26 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 			return fmt.Errorf("check health: %w", err)
 		}
 		for id, raw := range stored {
-			if views[id].report, err = DecodeReport(raw); err != nil {
+			r, err := DecodeReport(raw)
+			if err != nil {
 				m.logger.Warn("unreadable stored report", "node_id", id.String(), "err", err)
+				continue
 			}
+			views[id].peers = reportPeers(r)
 		}
 	}
 	reachable := map[uuid.UUID]bool{}
 	unreachableFrom := map[uuid.UUID][]uuid.UUID{}
 	for _, p := range views {
-		if !fresh(p) || p.report == nil {
+		if !fresh(p) || p.peers == nil {
 			continue
 		}
-		for _, id := range peerIDs(p.report.GetReachablePeers()) {
+		for _, id := range p.peers.reachable {
 			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
 				reachable[id] = true
 			}
 		}
-		for _, id := range peerIDs(p.report.GetUnreachablePeers()) {
+		for _, id := range p.peers.unreachable {
 			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
 				unreachableFrom[id] = append(unreachableFrom[id], p.node.ID)
 			}
@@ -239,6 +242,25 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// peers is what a node's report says of its cluster peers' gossip: the ids of those it sees
+// alive and of those it sees dead. It is all the health pass needs of a report, parsed once
+// when the report comes rather than on every pass, and kept without the rest of the report
+// (a report names every peer of its cluster: in a cluster of hundreds of nodes, tens of KB
+// of strings per node as decoded).
+type peers struct {
+	reachable, unreachable []uuid.UUID
+}
+
+// noPeers stands for every report that names no peer (a node alone, or gossip not up yet).
+var noPeers = &peers{}
+
+func reportPeers(r *agentv1.ReportRequest) *peers {
+	if len(r.GetReachablePeers()) == 0 && len(r.GetUnreachablePeers()) == 0 {
+		return noPeers
+	}
+	return &peers{reachable: peerIDs(r.GetReachablePeers()), unreachable: peerIDs(r.GetUnreachablePeers())}
 }
 
 // peerIDs parses node ids from a report, skipping malformed ones.

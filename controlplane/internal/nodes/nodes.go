@@ -20,7 +20,6 @@ import (
 
 	"skypanel/controlplane/internal/secrets"
 	"skypanel/controlplane/internal/store"
-	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
 )
 
 // Defaults of Options.
@@ -161,11 +160,11 @@ type Manager struct {
 	rolledUntil time.Time
 }
 
-// liveNode is what the latest report of a node said, and when it came.
+// liveNode is what the health pass needs of a node's latest report, and when it came.
 type liveNode struct {
 	clusterID uuid.UUID
 	seen      time.Time
-	report    *agentv1.ReportRequest
+	peers     *peers
 }
 
 type alertKey struct {

@@ -65,6 +65,7 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		}
 		clusterID = id
 	}
+	peers := reportPeers(r) // outside the lock
 	raw, err := proto.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("report: encode: %w", err)
@@ -83,7 +84,7 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		ln = &liveNode{}
 		m.live[nodeID] = ln
 	}
-	ln.clusterID, ln.seen, ln.report = clusterID, now, r
+	ln.clusterID, ln.seen, ln.peers = clusterID, now, peers
 	m.pending[nodeID] = store.NodeReportWrite{NodeID: nodeID, ClusterID: clusterID, Report: raw, SeenAt: now,
 		OverlayEncryption: r.GetDocker().GetOverlayEncryption()}
 	if h := r.GetHost(); h != nil {
