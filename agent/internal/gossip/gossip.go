@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"log"
 	"log/slog"
@@ -367,7 +368,29 @@ func (g *Gossip) Peers() (reachable, unreachable []string) {
 	}
 	slices.Sort(reachable)
 	slices.Sort(unreachable)
-	return reachable, unreachable
+	return reportWindow(reachable, g.opts.NodeName, MaxReportedPeers),
+		reportWindow(unreachable, g.opts.NodeName, MaxReportedPeers)
+}
+
+// MaxReportedPeers is how many peers a report names in each of its two lists, the limit the
+// control plane enforces (max_items of reachable_peers and unreachable_peers in agent.proto):
+// a longer list would have the whole report refused, and the node counted silent.
+const MaxReportedPeers = 1000
+
+// reportWindow returns names (sorted) if it has at most max entries, else max consecutive
+// ones (wrapping around) starting at a place that depends on self: in a cluster too large
+// for one report to name every peer, each node names its own slice of them, so that
+// together the nodes still vouch for every peer.
+func reportWindow(names []string, self string, max int) []string {
+	if len(names) <= max {
+		return names
+	}
+	h := fnv.New32a()
+	h.Write([]byte(self))
+	start := int(h.Sum32() % uint32(len(names)))
+	out := make([]string, 0, max)
+	out = append(out, names[start:min(len(names), start+max)]...)
+	return append(out, names[:max-len(out)]...)
 }
 
 // events records membership changes into a table.
