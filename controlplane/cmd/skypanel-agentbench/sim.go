@@ -78,6 +78,9 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 	if cfg.MemoryLimit != "" {
 		pool += ", GOMEMLIMIT=" + cfg.MemoryLimit
 	}
+	if cfg.Peers > 0 {
+		pool += fmt.Sprintf(", each report naming %d peers", cfg.Peers)
+	}
 	fmt.Fprintf(stdout, "\n## Simulated agents: one control plane (own process, %s), report every %s, goal p99 < %s and RSS < %s\n\n",
 		pool, cfg.Interval, cfg.P99Goal, mib(cfg.RSSGoal))
 	fmt.Fprintln(stdout, "| agents | reports | errors | p50 | p90 | p99 | max | p99 in the CP | CP RSS (max) | CP CPU (one core) | Postgres CPU | bench CPU | enroll | all connected | meets goal |")
@@ -99,6 +102,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 			return fmt.Errorf("enroll agents %d..%d: %w", len(agents), target, err)
 		}
 		enrollTime := time.Since(enrollStart)
+		namePeers(added, cfg.Peers)
 		for _, a := range added {
 			a.phase = time.Duration(frac(float64(a.n)*0.6180339887498949) * float64(cfg.Interval))
 			wg.Add(2)
@@ -452,6 +456,25 @@ func (a *simAgent) reports(ctx context.Context, epoch time.Time, interval time.D
 			return
 		}
 		rec.add(d, err)
+	}
+}
+
+// namePeers makes each agent's reports name the others of its group of peers+1 agents
+// (consecutive in agents) as reachable, the way gossip in a cluster of that size does.
+func namePeers(agents []*simAgent, peers int) {
+	if peers <= 0 {
+		return
+	}
+	for from := 0; from < len(agents); from += peers + 1 {
+		group := agents[from:min(len(agents), from+peers+1)]
+		for _, a := range group {
+			for _, p := range group {
+				if p != a {
+					a.report.ReachablePeers = append(a.report.ReachablePeers, p.nodeID)
+				}
+			}
+			slices.Sort(a.report.ReachablePeers)
+		}
 	}
 }
 
