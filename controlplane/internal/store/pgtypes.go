@@ -16,15 +16,17 @@ import (
 // does not know that type: it would encode each one through driver.Valuer (format it as
 // a string, fail to encode the string in binary, parse it back, encode that) and scan
 // each one through sql.Scanner (format the 16 bytes as text, parse the text), a dozen
-// allocations and an error value per id on nearly every query; and it would encode a
-// []uuid.UUID or a [][]byte (the batch writes' parameters) through reflection, element
-// by element. registerTypes teaches a connection's type map to copy the bytes instead.
+// allocations and an error value per id on nearly every query; and it encodes the batch
+// writes' array parameters ([]uuid.UUID, [][]byte, []int64, []float64, []time.Time,
+// []bool) through reflection, element by element. registerTypes teaches a connection's
+// type map to copy the bytes instead.
 
 // registerTypes replaces, in m, the uuid type by one whose codec handles uuid.UUID and
-// *uuid.UUID directly, and the uuid[] and bytea[] types by ones that encode []uuid.UUID
-// and [][]byte (and scan uuid[] into []uuid.UUID) in one pass; every other Go type is
-// left to pgx's own codecs. Where a parameter's type is not known (the simple protocol),
-// uuid.UUID and []uuid.UUID are sent as uuid and uuid[].
+// *uuid.UUID directly, and the uuid[], bytea[], int8[], float4[], float8[], timestamptz[]
+// and bool[] types by ones that encode those slices in the binary format in one pass (and
+// scan uuid[] into []uuid.UUID); every other Go type is left to pgx's own codecs. Where a
+// parameter's type is not known (the simple protocol), uuid.UUID and []uuid.UUID are sent
+// as uuid and uuid[].
 func registerTypes(m *pgtype.Map) {
 	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
 	m.RegisterType(t)
