@@ -171,6 +171,7 @@ func TestDeployingAnAppGoesThroughTheManagerAgent(t *testing.T) {
 	require.EqualValues(t, 2, runs[0].Quantity)
 	require.EqualValues(t, 12, runs[0].UnitPrice)
 	require.Nil(t, runs[0].EndedAt)
+	runningSince := runs[0].StartedAt
 
 	// The app runs release 1; its secret is never returned.
 	got2, err := f.apps.GetApp(f.ctx, connect.NewRequest(&appv1.GetAppRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
@@ -240,7 +241,12 @@ func TestDeployingAnAppGoesThroughTheManagerAgent(t *testing.T) {
 	require.Equal(t, connect.CodeFailedPrecondition, connect.CodeOf(err))
 	require.Contains(t, err.Error(), "still has 1 apps")
 
-	// Deleting removes the service, then the app.
+	// Deleting removes the service, then the app. Runs are counted in whole seconds, and one
+	// that ends in the second it began is dropped as never billed: let the app run into the
+	// next second first, however fast the steps above went.
+	for !time.Now().Truncate(time.Second).After(runningSince) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	_, err = f.apps.DeleteApp(f.ctx, connect.NewRequest(&appv1.DeleteAppRequest{OrganizationId: f.orgID.String(), AppId: app.GetId()}))
 	require.NoError(t, err)
 	cmd = f.manager.next()
