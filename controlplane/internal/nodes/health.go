@@ -14,8 +14,8 @@ import (
 )
 
 // nodeView is the freshest that this replica knows of a node: the later of its in-memory
-// last-seen time and the one written to the database (perhaps by another replica), and the
-// report that goes with it.
+// last-seen time and the one written to the database (perhaps by another replica), and what
+// the report that goes with it says of the node's peers.
 type nodeView struct {
 	node  *store.Node // in Manager.liveNodes: valid until the next pass
 	seen  time.Time

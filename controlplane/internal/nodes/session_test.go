@@ -166,6 +166,13 @@ func TestKeepalivesFlowWhileIdle(t *testing.T) {
 	for range 3 {
 		a.idle()
 	}
+	// A keepalive is no reason to read the outbox (at thousands of sessions, that was most of
+	// the control plane's queries): a command queued without a notification waits for the
+	// poll (an hour here), however many keepalives go by.
+	b.exec(t, `INSERT INTO node_commands (node_id, seq, kind, payload) VALUES ($1, 1, 'node_update', '')`, nodeID)
+	for range 5 {
+		a.idle()
+	}
 }
 
 func TestAPollFindsCommandsWithoutNotifications(t *testing.T) {
