@@ -237,17 +237,12 @@ func prevStep(steps []int, target int) int {
 // reportHistogram reads the control plane's Report duration histogram from its /metrics:
 // cumulative counts by upper bound in seconds (nil if it cannot be read).
 func reportHistogram(base string) map[float64]float64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	lines := scrape(base)
+	if lines == nil {
 		return nil
 	}
 	out := map[float64]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range lines {
 		if !strings.HasPrefix(line, "skypanel_rpc_duration_seconds_bucket{") || !strings.Contains(line, `AgentService/Report"`) {
 			continue
 		}
@@ -274,16 +269,7 @@ func gcCycles() uint64 {
 // cpGCCount is how many garbage collections the control plane has completed (its Go
 // collector's go_gc_duration_seconds_count), or -1 when it cannot be read.
 func cpGCCount(base string) int64 {
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return -1
-	}
-	for line := range strings.SplitSeq(string(body), "\n") {
+	for _, line := range scrape(base) {
 		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
 			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
 				return n
@@ -291,6 +277,20 @@ func cpGCCount(base string) int64 {
 		}
 	}
 	return -1
+}
+
+// scrape returns the lines of the control plane's /metrics; nil when it cannot be read.
+func scrape(base string) []string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(string(body), "\n")
 }
 
 var bucketRE = regexp.MustCompile(`le="([^"]+)".*\}\s+(\S+)$`)

@@ -14,19 +14,15 @@ import (
 
 // machine is what the figures were measured on.
 type machine struct {
+	procstat.MachineInfo
 	date     time.Time
-	cpus     int
-	model    string
-	memory   string
-	kernel   string
 	postgres string
 	// pgSettings are the server settings that move these figures most.
 	pgSettings string
 }
 
 func describeMachine(ctx context.Context, cp *controlPlane) machine {
-	d := procstat.Describe()
-	m := machine{date: time.Now(), cpus: d.CPUs, model: d.Model, memory: d.Memory, kernel: d.Kernel}
+	m := machine{MachineInfo: procstat.Describe(), date: time.Now()}
 	pool := cp.store.Pool()
 	var version, fsync, sharedBuffers, maxConns string
 	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'),
@@ -41,7 +37,7 @@ func describeMachine(ctx context.Context, cp *controlPlane) machine {
 func report(w io.Writer, cfg Config, m machine, res *result) {
 	fmt.Fprintf(w, "\n## skypanel-bench %s\n\n", m.date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %d CPUs (%s), %s RAM, Linux %s; %s on the same machine (%s); %s\n",
-		m.cpus, m.model, m.memory, m.kernel, m.postgres, m.pgSettings, runtime.Version())
+		m.CPUs, m.Model, m.Memory, m.Kernel, m.postgres, m.pgSettings, runtime.Version())
 	mode := "closed loop (each client sends its next request when the previous one returns)"
 	if cfg.Rate > 0 {
 		mode = fmt.Sprintf("open loop at %.0f requests/s in all (latency counted from when each request was due)", cfg.Rate)
@@ -76,7 +72,7 @@ func report(w io.Writer, cfg Config, m machine, res *result) {
 	u := res.usage
 	fmt.Fprintln(w)
 	if total := u.machineBusy + u.machineIdle; total > 0 {
-		secs := total.Seconds() / float64(m.cpus)
+		secs := total.Seconds() / float64(m.CPUs)
 		share := func(cpu time.Duration) string {
 			return fmt.Sprintf("%.0f%%", 100*float64(cpu)/float64(total))
 		}

@@ -11,15 +11,13 @@ import (
 )
 
 type machine struct {
-	date                  time.Time
-	cpus                  int
-	model, memory, kernel string
-	postgres, pgSettings  string
+	procstat.MachineInfo
+	date                 time.Time
+	postgres, pgSettings string
 }
 
 func (b *bench) describeMachine(ctx context.Context) machine {
-	d := procstat.Describe()
-	m := machine{date: time.Now(), cpus: d.CPUs, model: d.Model, memory: d.Memory, kernel: d.Kernel}
+	m := machine{MachineInfo: procstat.Describe(), date: time.Now()}
 	var version, fsync, syncCommit, sharedBuffers string
 	if err := b.st.Pool().QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'),
 		current_setting('synchronous_commit'), current_setting('shared_buffers')`).Scan(&version, &fsync, &syncCommit, &sharedBuffers); err == nil {
@@ -33,7 +31,7 @@ func (b *bench) describeMachine(ctx context.Context) machine {
 func report(w io.Writer, cfg Config, m machine, rounds []round) {
 	fmt.Fprintf(w, "\n### skypanel-billingbench %s\n\n", m.date.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- machine: %d CPUs (%s), %s RAM, Linux %s; %s on the same machine (%s); %s\n",
-		m.cpus, m.model, m.memory, m.kernel, m.postgres, m.pgSettings, runtime.Version())
+		m.CPUs, m.Model, m.Memory, m.Kernel, m.postgres, m.pgSettings, runtime.Version())
 	fmt.Fprintf(w, "- load: %d resources running in the period across %d organizations (80%% all hour, 10%% starting and 10%% stopping in it, 1%% with a price override); %d resources per transaction\n",
 		cfg.Resources, cfg.Orgs, cfg.BatchSize)
 	fmt.Fprintf(w, "- metering: %d batches at once (billing.Options.Workers)\n\n", cfg.Workers)
