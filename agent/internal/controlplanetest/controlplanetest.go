@@ -40,6 +40,10 @@ type Options struct {
 	IgnoreAfterSeq bool
 	// ReportInterval is returned from Report (seconds; 0 leaves the agent's).
 	ReportInterval int32
+	// HoldPeers makes Report answer as the control plane does about peer lists: it holds the
+	// lists of the last report that named them and echoes their digest (ForgetPeers drops
+	// them, as a restart does). Without it Report never echoes a digest.
+	HoldPeers bool
 	// OnAck, if set, runs when an Ack arrives, before it is recorded.
 	OnAck func(*agentv1.AckRequest)
 	// StopLogs, if set, decides PushLogs's answer (true: stop following) for each request,
@@ -63,6 +67,7 @@ type Server struct {
 	outbox    []*agentv1.Command
 	acks      []*agentv1.AckRequest
 	reports   []*agentv1.ReportRequest
+	peers     uint64 // digest of the peer lists held (HoldPeers)
 	workloads []*agentv1.ReportWorkloadsRequest
 	logs      []*agentv1.PushLogsRequest
 	stopLogs  map[string]bool
@@ -448,7 +453,25 @@ func (s *Server) Report(_ context.Context, req *connect.Request[agentv1.ReportRe
 	defer s.mu.Unlock()
 	s.reports = append(s.reports, req.Msg)
 	s.notifyLocked()
-	return connect.NewResponse(&agentv1.ReportResponse{IntervalSeconds: s.opts.ReportInterval}), nil
+	resp := &agentv1.ReportResponse{IntervalSeconds: s.opts.ReportInterval}
+	if s.opts.HoldPeers {
+		r := req.Msg
+		switch {
+		case len(r.GetReachablePeers()) > 0 || len(r.GetUnreachablePeers()) > 0 || r.GetPeersDigest() == 0:
+			s.peers = r.GetPeersDigest()
+		case r.GetPeersDigest() != s.peers:
+			s.peers = 0
+		}
+		resp.PeersDigest = s.peers
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// ForgetPeers drops the peer lists held (HoldPeers), as a restarted control plane would.
+func (s *Server) ForgetPeers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.peers = 0
 }
 
 // ReportWorkloads implements AgentService.

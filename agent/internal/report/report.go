@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -85,6 +86,9 @@ type Reporter struct {
 	interval time.Duration
 	du       docker.DiskUsage
 	duAt     time.Time
+	// heldPeers is the digest of this node's peer lists the control plane said it holds in
+	// its last answer (0: none, or the last report failed).
+	heldPeers uint64
 
 	mReports *prometheus.CounterVec
 }
@@ -152,9 +156,16 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// ReportOnce builds and sends one report.
+// ReportOnce builds and sends one report. It leaves the peer lists out when the control
+// plane's last answer said it holds them as they are.
 func (r *Reporter) ReportOnce(ctx context.Context) error {
 	req := r.Build(ctx)
+	r.mu.Lock()
+	if req.PeersDigest != 0 && req.PeersDigest == r.heldPeers {
+		req.ReachablePeers, req.UnreachablePeers = nil, nil
+	}
+	r.heldPeers = 0 // until the answer says otherwise
+	r.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	resp, err := r.opts.Client.API().Report(cctx, connect.NewRequest(req))
@@ -162,6 +173,9 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 		return fmt.Errorf("send report: %w", err)
 	}
 	r.mReports.WithLabelValues("ok").Inc()
+	r.mu.Lock()
+	r.heldPeers = resp.Msg.GetPeersDigest()
+	r.mu.Unlock()
 	if s := resp.Msg.GetIntervalSeconds(); s > 0 {
 		d := min(max(time.Duration(s)*time.Second, MinInterval), MaxInterval)
 		r.mu.Lock()
@@ -207,8 +221,29 @@ func (r *Reporter) Build(ctx context.Context) *agentv1.ReportRequest {
 	}
 	if r.opts.Peers != nil {
 		req.ReachablePeers, req.UnreachablePeers = r.opts.Peers.Peers()
+		req.PeersDigest = PeersDigest(req.ReachablePeers, req.UnreachablePeers)
 	}
 	return req
+}
+
+// PeersDigest identifies a report's two peer lists (64-bit FNV-1a of both, in order); it is
+// 0 only when both are empty.
+func PeersDigest(reachable, unreachable []string) uint64 {
+	if len(reachable) == 0 && len(unreachable) == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	for _, list := range [][]string{reachable, unreachable} {
+		for _, p := range list {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	if d := h.Sum64(); d != 0 {
+		return d
+	}
+	return 1
 }
 
 func (r *Reporter) dockerState(ctx context.Context, info docker.Info) *agentv1.DockerState {

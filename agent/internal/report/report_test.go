@@ -78,6 +78,111 @@ func TestAReportCarriesHostDockerAndGossip(t *testing.T) {
 	}
 }
 
+// changingPeers is gossip whose view the test changes.
+type changingPeers struct {
+	mu                     sync.Mutex
+	reachable, unreachable []string
+}
+
+func (c *changingPeers) Peers() ([]string, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.reachable), slices.Clone(c.unreachable)
+}
+
+func (c *changingPeers) set(reachable, unreachable []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reachable, c.unreachable = reachable, unreachable
+}
+
+func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {
+	cp := controlplanetest.New(t, controlplanetest.Options{HoldPeers: true})
+	id := cp.NewIdentity(t, "node-1", time.Hour)
+	client := link.New(cp.URL, id.TLSConfig())
+	defer client.Close()
+	gossip := &changingPeers{}
+	gossip.set([]string{"node-b", "node-c"}, []string{"node-d"})
+	r, err := New(Options{Client: client, Sampler: &host.Sampler{}, Engine: &fakeEngine{}, Peers: gossip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	report := func() *agentv1.ReportRequest {
+		t.Helper()
+		if err := r.ReportOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		all := cp.Reports()
+		return all[len(all)-1]
+	}
+	named := func(rep *agentv1.ReportRequest) bool {
+		return len(rep.GetReachablePeers()) > 0 || len(rep.GetUnreachablePeers()) > 0
+	}
+
+	first := report()
+	if !named(first) || first.GetPeersDigest() == 0 {
+		t.Fatalf("first report: peers %v / %v, digest %x; want the lists and their digest",
+			first.GetReachablePeers(), first.GetUnreachablePeers(), first.GetPeersDigest())
+	}
+	second := report()
+	if named(second) || second.GetPeersDigest() != first.GetPeersDigest() {
+		t.Fatalf("second report, lists unchanged and held: peers %v / %v, digest %x; want no lists, digest %x",
+			second.GetReachablePeers(), second.GetUnreachablePeers(), second.GetPeersDigest(), first.GetPeersDigest())
+	}
+
+	gossip.set([]string{"node-b"}, []string{"node-c", "node-d"})
+	changed := report()
+	if !slices.Equal(changed.GetReachablePeers(), []string{"node-b"}) || !slices.Equal(changed.GetUnreachablePeers(), []string{"node-c", "node-d"}) ||
+		changed.GetPeersDigest() == first.GetPeersDigest() {
+		t.Fatalf("report after a change: peers %v / %v, digest %x", changed.GetReachablePeers(), changed.GetUnreachablePeers(), changed.GetPeersDigest())
+	}
+	if named(report()) {
+		t.Fatal("the changed lists were sent again although held")
+	}
+
+	// A control plane that lost them (restarted) does not echo the digest: the next report
+	// names them again.
+	cp.ForgetPeers()
+	if named(report()) {
+		t.Fatal("the agent cannot know yet that the lists were lost")
+	}
+	if again := report(); !slices.Equal(again.GetUnreachablePeers(), []string{"node-c", "node-d"}) {
+		t.Fatalf("report after the control plane lost the lists: peers %v / %v", again.GetReachablePeers(), again.GetUnreachablePeers())
+	}
+
+	// Gossip seeing no peer at all is said with a zero digest.
+	gossip.set(nil, nil)
+	if none := report(); named(none) || none.GetPeersDigest() != 0 {
+		t.Fatalf("no peers: %v / %v, digest %x", none.GetReachablePeers(), none.GetUnreachablePeers(), none.GetPeersDigest())
+	}
+}
+
+func TestPeersDigest(t *testing.T) {
+	if PeersDigest(nil, nil) != 0 {
+		t.Fatal("empty lists must have digest 0")
+	}
+	seen := map[uint64]string{}
+	for name, lists := range map[string][2][]string{
+		"a reachable":         {{"a"}, nil},
+		"a unreachable":       {nil, {"a"}},
+		"a and b reachable":   {{"a", "b"}, nil},
+		"ab reachable":        {{"ab"}, nil},
+		"a, b unreachable":    {{"a"}, {"b"}},
+		"b, a unreachable":    {{"b"}, {"a"}},
+		"a and b unreachable": {nil, {"a", "b"}},
+	} {
+		d := PeersDigest(lists[0], lists[1])
+		if d == 0 {
+			t.Fatalf("%s: digest 0", name)
+		}
+		if other, ok := seen[d]; ok {
+			t.Fatalf("%s and %s have the same digest", name, other)
+		}
+		seen[d] = name
+	}
+}
+
 func TestAStoppedEngineStillLeavesHostMetrics(t *testing.T) {
 	r, err := New(Options{Client: link.New("https://127.0.0.1:1", nil), Sampler: &host.Sampler{},
 		Engine: &fakeEngine{err: errors.New("cannot connect to the Docker daemon")}})

@@ -326,6 +326,10 @@ type simAgent struct {
 	api    agentv1connect.AgentServiceClient
 	report *agentv1.ReportRequest
 	phase  time.Duration // offset of its reports within the interval
+	// peers are the peers its reports name (namePeers) while the control plane does not
+	// echo their digest, as a real agent does; heldPeers is the digest last echoed.
+	peers     []string
+	heldPeers uint64
 	// streamUp is set when its command stream first delivered a message.
 	streamUp atomic.Bool
 }
@@ -447,13 +451,21 @@ func (a *simAgent) reports(ctx context.Context, epoch time.Time, interval time.D
 			return
 		}
 		a.report.SampledAt = timestamppb.Now()
+		a.report.ReachablePeers = a.peers
+		if a.heldPeers != 0 && a.heldPeers == a.report.PeersDigest {
+			a.report.ReachablePeers = nil
+		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		start := time.Now()
-		_, err := a.api.Report(rctx, connect.NewRequest(a.report))
+		resp, err := a.api.Report(rctx, connect.NewRequest(a.report))
 		d := time.Since(start)
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		a.heldPeers = 0
+		if err == nil {
+			a.heldPeers = resp.Msg.GetPeersDigest()
 		}
 		rec.add(d, err)
 	}
@@ -470,10 +482,12 @@ func namePeers(agents []*simAgent, peers int) {
 		for _, a := range group {
 			for _, p := range group {
 				if p != a {
-					a.report.ReachablePeers = append(a.report.ReachablePeers, p.nodeID)
+					a.peers = append(a.peers, p.nodeID)
 				}
 			}
-			slices.Sort(a.report.ReachablePeers)
+			slices.Sort(a.peers)
+			// The control plane takes the digest as opaque; these lists never change.
+			a.report.PeersDigest = uint64(a.n) + 1
 		}
 	}
 }

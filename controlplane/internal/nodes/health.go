@@ -19,7 +19,7 @@ import (
 type nodeView struct {
 	node  *store.Node // in Manager.liveNodes: valid until the next pass
 	seen  time.Time
-	peers *peers // from the node's latest report; nil when none is known
+	peers *store.NodePeers // from the node's latest reports; nil when none is known
 }
 
 // healthyState is the state of a node that reports: enrolling until it is in the swarm,
@@ -82,17 +82,12 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		stored, err := m.store.NodeReports(ctx, missing)
+		stored, err := m.store.NodePeerLists(ctx, missing)
 		if err != nil {
 			return fmt.Errorf("check health: %w", err)
 		}
-		for id, raw := range stored {
-			r, err := DecodeReport(raw)
-			if err != nil {
-				m.logger.Warn("unreadable stored report", "node_id", id.String(), "err", err)
-				continue
-			}
-			views[id].peers = reportPeers(r)
+		for id, p := range stored {
+			views[id].peers = p
 		}
 	}
 	reachable := map[uuid.UUID]bool{}
@@ -101,12 +96,12 @@ func (m *Manager) CheckHealth(ctx context.Context) error {
 		if !fresh(p) || p.peers == nil {
 			continue
 		}
-		for _, id := range p.peers.reachable {
+		for _, id := range p.peers.Reachable {
 			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
 				reachable[id] = true
 			}
 		}
-		for _, id := range p.peers.unreachable {
+		for _, id := range p.peers.Unreachable {
 			if v, ok := views[id]; ok && v.node.ClusterID == p.node.ClusterID && id != p.node.ID {
 				unreachableFrom[id] = append(unreachableFrom[id], p.node.ID)
 			}
@@ -244,23 +239,16 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// peers is what a node's report says of its cluster peers' gossip: the ids of those it sees
-// alive and of those it sees dead. It is all the health pass needs of a report, parsed once
-// when the report comes rather than on every pass, and kept without the rest of the report
-// (a report names every peer of its cluster: in a cluster of hundreds of nodes, tens of KB
-// of strings per node as decoded).
-type peers struct {
-	reachable, unreachable []uuid.UUID
-}
-
 // noPeers stands for every report that names no peer (a node alone, or gossip not up yet).
-var noPeers = &peers{}
+var noPeers = &store.NodePeers{}
 
-func reportPeers(r *agentv1.ReportRequest) *peers {
+// reportPeers parses the peer lists a report names, once when the report comes rather than
+// on every health pass; the health pass keeps them without the rest of the report.
+func reportPeers(r *agentv1.ReportRequest) *store.NodePeers {
 	if len(r.GetReachablePeers()) == 0 && len(r.GetUnreachablePeers()) == 0 {
 		return noPeers
 	}
-	return &peers{reachable: peerIDs(r.GetReachablePeers()), unreachable: peerIDs(r.GetUnreachablePeers())}
+	return &store.NodePeers{Reachable: peerIDs(r.GetReachablePeers()), Unreachable: peerIDs(r.GetUnreachablePeers())}
 }
 
 // peerIDs parses node ids from a report, skipping malformed ones.

@@ -122,6 +122,75 @@ func TestAReplicaReadsWhatPeersSaidFromTheirStoredReports(t *testing.T) {
 	require.Equal(t, store.NodeReady, b.getNode(t, mgrID).State)
 }
 
+// Agents leave their peer lists out of a report once the control plane's answer echoes
+// their digest: the lists held (in memory, else stored) stand until a report names others.
+func TestPeerListsLeftOutOfAReportAreTheOnesHeld(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, workerID := activeCluster(t, b)
+	report := func(m *nodes.Manager, nodeID uuid.UUID, r *agentv1.ReportRequest) uint64 {
+		t.Helper()
+		resp, err := m.Report(b.ctx, nodeID, r)
+		require.NoError(t, err)
+		return resp.GetPeersDigest()
+	}
+	stored := func(nodeID uuid.UUID) (reachable, unreachable []uuid.UUID) {
+		t.Helper()
+		require.NoError(t, b.st.Pool().QueryRow(b.ctx, `SELECT reachable_peers, unreachable_peers FROM nodes WHERE id = $1`,
+			nodeID).Scan(&reachable, &unreachable))
+		return reachable, unreachable
+	}
+	workerState := func(m *nodes.Manager) string {
+		t.Helper()
+		require.NoError(t, m.CheckHealth(b.ctx))
+		return b.getNode(t, workerID).State
+	}
+	seesWorker := &agentv1.ReportRequest{ReachablePeers: []string{workerID.String()}, PeersDigest: 7}
+	same := &agentv1.ReportRequest{PeersDigest: 7}
+
+	require.Zero(t, report(b.m, workerID, nil), "a node without peers holds digest 0")
+	require.Equal(t, uint64(7), report(b.m, mgrID, seesWorker))
+	require.Equal(t, uint64(7), report(b.m, mgrID, same), "lists left out, the ones held echoed")
+	require.NoError(t, b.m.Flush(b.ctx))
+	reachable, unreachable := stored(mgrID)
+	require.Equal(t, []uuid.UUID{workerID}, reachable)
+	require.Empty(t, unreachable)
+
+	// The worker falls silent; the manager's reports, without lists, still vouch for it.
+	b.clock.Advance(time.Hour)
+	require.Equal(t, uint64(7), report(b.m, mgrID, same))
+	require.Equal(t, store.NodeUnreachable, workerState(b.m))
+
+	// A restarted control plane does not hold them: it echoes no digest (the agent names
+	// them next time) and meanwhile reads the stored ones.
+	b.exec(t, `UPDATE nodes SET state = 'ready' WHERE id = $1`, workerID)
+	restarted := nodes.New(nodes.Options{Store: b.st, Keyring: b.keyring, Logger: discardLogger(), Now: b.clock.Now})
+	require.Zero(t, report(restarted, mgrID, same))
+	require.Equal(t, store.NodeUnreachable, workerState(restarted), "the stored lists still vouch for the worker")
+
+	// New lists replace the held and stored ones.
+	deadWorker := &agentv1.ReportRequest{UnreachablePeers: []string{workerID.String()}, PeersDigest: 9}
+	require.Equal(t, uint64(9), report(restarted, mgrID, deadWorker))
+	require.Equal(t, store.NodeDown, workerState(restarted), "nobody vouches for the worker now")
+	require.NoError(t, restarted.Flush(b.ctx))
+	reachable, unreachable = stored(mgrID)
+	require.Empty(t, reachable)
+	require.Equal(t, []uuid.UUID{workerID}, unreachable)
+
+	// Lists named in a report whose flush failed are written with the next report's, which
+	// leaves them out.
+	dead, cancel := context.WithCancel(b.ctx)
+	cancel()
+	require.Equal(t, uint64(7), report(restarted, mgrID, seesWorker))
+	require.Error(t, restarted.Flush(dead))
+	b.clock.Advance(time.Second)
+	require.Equal(t, uint64(7), report(restarted, mgrID, same))
+	require.NoError(t, restarted.Flush(b.ctx))
+	reachable, unreachable = stored(mgrID)
+	require.Equal(t, []uuid.UUID{workerID}, reachable)
+	require.Empty(t, unreachable)
+}
+
 func TestANodeThatNeverConnectedStaysEnrolling(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

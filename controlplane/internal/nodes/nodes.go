@@ -164,7 +164,10 @@ type Manager struct {
 type liveNode struct {
 	clusterID uuid.UUID
 	seen      time.Time
-	peers     *peers
+	// peers are the lists of the node's reports (nil: not known here), peersDigest the
+	// digest the agent gave them (ReportRequest.peers_digest).
+	peers       *store.NodePeers
+	peersDigest uint64
 }
 
 type alertKey struct {

@@ -65,7 +65,12 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		}
 		clusterID = id
 	}
-	peers := reportPeers(r) // outside the lock
+	digest := r.GetPeersDigest()
+	named := len(r.GetReachablePeers()) > 0 || len(r.GetUnreachablePeers()) > 0
+	var peers *store.NodePeers
+	if named || digest == 0 {
+		peers = reportPeers(r) // outside the lock
+	}
 	raw, err := proto.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("report: encode: %w", err)
@@ -84,9 +89,25 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		ln = &liveNode{}
 		m.live[nodeID] = ln
 	}
-	ln.clusterID, ln.seen, ln.peers = clusterID, now, peers
-	m.pending[nodeID] = store.NodeReportWrite{NodeID: nodeID, ClusterID: clusterID, Report: raw, SeenAt: now,
+	ln.clusterID, ln.seen = clusterID, now
+	write := store.NodeReportWrite{NodeID: nodeID, ClusterID: clusterID, Report: raw, SeenAt: now,
 		OverlayEncryption: r.GetDocker().GetOverlayEncryption()}
+	switch {
+	case peers != nil:
+		// Lists named (or none to name): store them when they are not the ones held, or
+		// when an agent names them without a digest.
+		if ln.peers == nil || digest != ln.peersDigest || (digest == 0 && named) {
+			write.Peers = peers
+		}
+		ln.peers, ln.peersDigest = peers, digest
+	case digest != ln.peersDigest || ln.peers == nil:
+		// Left out, but not the lists held here (this replica restarted, or the node
+		// reported to another one): unknown until the next report names them, which the
+		// answer's digest asks for; the health pass reads the stored ones meanwhile.
+		ln.peers, ln.peersDigest = nil, 0
+	}
+	m.pending[nodeID] = laterWrite(m.pending[nodeID], write)
+	heldDigest := ln.peersDigest
 	if h := r.GetHost(); h != nil {
 		if len(m.samples) >= maxPendingSamples {
 			m.samples = slices.Delete(m.samples, 0, len(m.samples)/10) // the database is away: drop the oldest
@@ -111,7 +132,17 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 	if err := m.resourceAlerts(ctx, nodeID, r.GetHost()); err != nil {
 		m.logger.Warn("raise resource alert", "node_id", nodeID.String(), "err", err)
 	}
-	return &agentv1.ReportResponse{IntervalSeconds: int32(m.opts.ReportInterval / time.Second)}, nil
+	return &agentv1.ReportResponse{IntervalSeconds: int32(m.opts.ReportInterval / time.Second), PeersDigest: heldDigest}, nil
+}
+
+// laterWrite is the write of a node's newer report, which replaces the older one in a
+// batch, with the peer lists the older one named when the newer leaves them out (they were
+// not written yet).
+func laterWrite(older, newer store.NodeReportWrite) store.NodeReportWrite {
+	if newer.Peers == nil {
+		newer.Peers = older.Peers
+	}
+	return newer
 }
 
 // resourceAlerts raises node.cpu_high and node.memory_high for a report over the thresholds.
@@ -259,7 +290,9 @@ func (m *Manager) Flush(ctx context.Context) error {
 		m.mu.Lock()
 		for _, w := range keep {
 			if newer, ok := m.pending[w.NodeID]; !ok || newer.SeenAt.Before(w.SeenAt) {
-				m.pending[w.NodeID] = w
+				m.pending[w.NodeID] = laterWrite(newer, w)
+			} else {
+				m.pending[w.NodeID] = laterWrite(w, newer)
 			}
 		}
 		m.samples = append(samples, m.samples...)

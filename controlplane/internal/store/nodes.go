@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -182,7 +184,7 @@ func (q *Queries) LabelledNodeIDs(ctx context.Context, clusterID uuid.UUID, labe
 // LiveNodes lists every node of every cluster that is not removed, for the health pass that
 // reads them every few seconds: only the fields it uses are filled (ID, ClusterID, State,
 // Hostname, SwarmNodeID, Availability, LastSeenAt, UnreachableFrom), a fraction of a whole
-// row to read and allocate for each of thousands of nodes. NodeReports reads stored reports.
+// row to read and allocate for each of thousands of nodes. NodePeerLists reads their peer lists.
 // The rows are appended to into[:0], a buffer the caller may pass again to the next call.
 func (q *Queries) LiveNodes(ctx context.Context, into []Node) ([]Node, error) {
 	rows, err := q.db.Query(ctx, `SELECT id, cluster_id, state, hostname, swarm_node_id, availability, last_seen_at,
@@ -203,21 +205,28 @@ func (q *Queries) LiveNodes(ctx context.Context, into []Node) ([]Node, error) {
 	return out, mapErr(rows.Err())
 }
 
-// NodeReports returns the stored last report of each of the nodes that has one.
-func (q *Queries) NodeReports(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID][]byte, error) {
-	rows, err := q.db.Query(ctx, `SELECT id, last_report FROM nodes WHERE id = ANY($1) AND last_report IS NOT NULL`, ids)
+// NodePeers is what a node's reports say of its cluster peers' gossip: the ids of the peers
+// it sees alive and of those it sees dead.
+type NodePeers struct {
+	Reachable, Unreachable []uuid.UUID
+}
+
+// NodePeerLists returns the stored peer lists of each of the nodes that has reported.
+func (q *Queries) NodePeerLists(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]*NodePeers, error) {
+	rows, err := q.db.Query(ctx, `SELECT id, reachable_peers, unreachable_peers FROM nodes
+		WHERE id = ANY($1) AND last_report IS NOT NULL`, ids)
 	if err != nil {
-		return nil, fmt.Errorf("node reports: %w", mapErr(err))
+		return nil, fmt.Errorf("node peer lists: %w", mapErr(err))
 	}
 	defer rows.Close()
-	out := make(map[uuid.UUID][]byte, len(ids))
+	out := make(map[uuid.UUID]*NodePeers, len(ids))
 	for rows.Next() {
 		var id uuid.UUID
-		var report []byte
-		if err := rows.Scan(&id, &report); err != nil {
-			return nil, fmt.Errorf("node reports: %w", mapErr(err))
+		p := &NodePeers{}
+		if err := rows.Scan(&id, &p.Reachable, &p.Unreachable); err != nil {
+			return nil, fmt.Errorf("node peer lists: %w", mapErr(err))
 		}
-		out[id] = report
+		out[id] = p
 	}
 	return out, mapErr(rows.Err())
 }
@@ -298,10 +307,12 @@ func (q *Queries) SetNodeUnreachableFrom(ctx context.Context, id uuid.UUID, peer
 type NodeReportWrite struct {
 	NodeID    uuid.UUID
 	ClusterID uuid.UUID
-	// Report is the heartbeat as JSON.
+	// Report is the heartbeat as the agent sent it (protobuf).
 	Report            []byte
 	SeenAt            time.Time
 	OverlayEncryption bool
+	// Peers are the node's peer lists when they changed; nil leaves the stored ones.
+	Peers *NodePeers
 }
 
 // WriteNodeReports stores the latest heartbeat of several nodes in one statement and returns
@@ -346,7 +357,57 @@ func (q *Queries) WriteNodeReports(ctx context.Context, writes []NodeReportWrite
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("write node reports: %w", mapErr(err))
 	}
+	if err := q.writeNodePeers(ctx, writes, written); err != nil {
+		return nil, err
+	}
 	return written, nil
+}
+
+// writeNodePeers stores the peer lists that changed, of the nodes just written (their rows
+// are locked by this transaction). Lists change seldom: most batches have none.
+func (q *Queries) writeNodePeers(ctx context.Context, writes []NodeReportWrite, written []uuid.UUID) error {
+	if !slices.ContainsFunc(writes, func(w NodeReportWrite) bool { return w.Peers != nil }) {
+		return nil
+	}
+	done := make(map[uuid.UUID]bool, len(written))
+	for _, id := range written {
+		done[id] = true
+	}
+	var ids []uuid.UUID
+	var reachable, unreachable []string
+	for _, w := range writes {
+		if w.Peers != nil && done[w.NodeID] {
+			ids = append(ids, w.NodeID)
+			reachable = append(reachable, uuidArrayLiteral(w.Peers.Reachable))
+			unreachable = append(unreachable, uuidArrayLiteral(w.Peers.Unreachable))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	// Each list travels as an array literal: one statement for lists of different lengths.
+	_, err := q.db.Exec(ctx, `UPDATE nodes n SET reachable_peers = u.reachable::uuid[], unreachable_peers = u.unreachable::uuid[]
+		FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, reachable, unreachable)
+		WHERE n.id = u.id`, ids, reachable, unreachable)
+	if err != nil {
+		return fmt.Errorf("write node peers: %w", mapErr(err))
+	}
+	return nil
+}
+
+// uuidArrayLiteral writes ids as a Postgres array literal: {id,id}.
+func uuidArrayLiteral(ids []uuid.UUID) string {
+	var b strings.Builder
+	b.Grow(2 + 37*len(ids))
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id.String())
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // NotifyNodesChanged announces a change to a cluster's nodes on NodeChangesChannel (on

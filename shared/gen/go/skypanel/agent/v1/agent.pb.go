@@ -2173,8 +2173,13 @@ type ReportRequest struct {
 	UnreachablePeers []string `protobuf:"bytes,4,rep,name=unreachable_peers,json=unreachablePeers,proto3" json:"unreachable_peers,omitempty"`
 	// reachable_peers are the peers gossip sees alive.
 	ReachablePeers []string `protobuf:"bytes,5,rep,name=reachable_peers,json=reachablePeers,proto3" json:"reachable_peers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// peers_digest identifies the two peer lists above as the agent has them now (0 when both
+	// are empty). The lists are the same in report after report; once the control plane's
+	// answer echoes this digest, the agent leaves both lists empty until they change, and the
+	// control plane keeps the ones it holds.
+	PeersDigest   uint64 `protobuf:"fixed64,6,opt,name=peers_digest,json=peersDigest,proto3" json:"peers_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportRequest) Reset() {
@@ -2242,12 +2247,23 @@ func (x *ReportRequest) GetReachablePeers() []string {
 	return nil
 }
 
+func (x *ReportRequest) GetPeersDigest() uint64 {
+	if x != nil {
+		return x.PeersDigest
+	}
+	return 0
+}
+
 type ReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// interval_seconds is when the control plane wants the next report.
 	IntervalSeconds int32 `protobuf:"varint,1,opt,name=interval_seconds,json=intervalSeconds,proto3" json:"interval_seconds,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// peers_digest is the digest of the node's peer lists the control plane holds after this
+	// report (0: none). When a report leaves the lists out and this is not its digest (a
+	// restarted control plane), the next report must name them again.
+	PeersDigest   uint64 `protobuf:"fixed64,2,opt,name=peers_digest,json=peersDigest,proto3" json:"peers_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReportResponse) Reset() {
@@ -2283,6 +2299,13 @@ func (*ReportResponse) Descriptor() ([]byte, []int) {
 func (x *ReportResponse) GetIntervalSeconds() int32 {
 	if x != nil {
 		return x.IntervalSeconds
+	}
+	return 0
+}
+
+func (x *ReportResponse) GetPeersDigest() uint64 {
+	if x != nil {
+		return x.PeersDigest
 	}
 	return 0
 }
@@ -3092,16 +3115,18 @@ const file_skypanel_agent_v1_agent_proto_rawDesc = "" +
 	"\fimages_bytes\x18\t \x01(\x03R\vimagesBytes\x12#\n" +
 	"\rvolumes_bytes\x18\n" +
 	" \x01(\x03R\fvolumesBytes\x12-\n" +
-	"\x12overlay_encryption\x18\v \x01(\bR\x11overlayEncryption\"\xa2\x02\n" +
+	"\x12overlay_encryption\x18\v \x01(\bR\x11overlayEncryption\"\xc5\x02\n" +
 	"\rReportRequest\x129\n" +
 	"\n" +
 	"sampled_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x122\n" +
 	"\x04host\x18\x02 \x01(\v2\x1e.skypanel.agent.v1.HostMetricsR\x04host\x126\n" +
 	"\x06docker\x18\x03 \x01(\v2\x1e.skypanel.agent.v1.DockerStateR\x06docker\x126\n" +
 	"\x11unreachable_peers\x18\x04 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x10unreachablePeers\x122\n" +
-	"\x0freachable_peers\x18\x05 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x0ereachablePeers\";\n" +
+	"\x0freachable_peers\x18\x05 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x0ereachablePeers\x12!\n" +
+	"\fpeers_digest\x18\x06 \x01(\x06R\vpeersDigest\"^\n" +
 	"\x0eReportResponse\x12)\n" +
-	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds\"\xa8\x02\n" +
+	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds\x12!\n" +
+	"\fpeers_digest\x18\x02 \x01(\x06R\vpeersDigest\"\xa8\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +

@@ -1,0 +1,1 @@
+ALTER TABLE nodes DROP COLUMN reachable_peers, DROP COLUMN unreachable_peers;
