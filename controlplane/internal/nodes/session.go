@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -123,7 +124,14 @@ func (m *Manager) stream(ctx context.Context, s *session, afterSeq int64, send S
 			}
 			sent = true
 		}
-		if sent {
+		switch {
+		case first:
+			// The next keepalive comes at a random point of the interval, so that sessions
+			// that started together (all of them, after the control plane restarts) do not
+			// send their keepalives together ever after: at 10,000 sessions those bursts
+			// stalled the reports that came with them.
+			keepalive.Reset(time.Duration(rand.Int64N(int64(m.opts.KeepaliveInterval))) + 1)
+		case sent:
 			keepalive.Reset(m.opts.KeepaliveInterval)
 		}
 		woken, first = false, false

@@ -3,6 +3,9 @@ package nodes_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,6 +176,38 @@ func TestKeepalivesFlowWhileIdle(t *testing.T) {
 	for range 5 {
 		a.idle()
 	}
+}
+
+// Sessions that start together (every agent reconnecting after a restart) must not send
+// their keepalives together ever after.
+func TestSessionsStartedTogetherSpreadTheirKeepalives(t *testing.T) {
+	t.Parallel()
+	const interval = 400 * time.Millisecond
+	b := setup(t, func(o *nodes.Options) { o.KeepaliveInterval = interval })
+	clusterID, _ := b.cluster(t, "pending")
+	agents := make([]*agent, 20)
+	for i := range agents {
+		agents[i] = b.connect(t, b.node(t, clusterID, store.RoleWorkerNode, fmt.Sprintf("10.0.1.%d", i+1), ""), 0)
+	}
+	for _, a := range agents {
+		a.idle() // the keepalive that says the session is up, at once
+	}
+	second := make([]time.Time, len(agents))
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Go(func() {
+			select {
+			case <-a.msgs:
+				second[i] = time.Now()
+			case <-time.After(waitFor):
+			}
+		})
+	}
+	wg.Wait()
+	require.NotContains(t, second, time.Time{}, "a session sent no second keepalive")
+	first, last := slices.MinFunc(second, time.Time.Compare), slices.MaxFunc(second, time.Time.Compare)
+	require.Greater(t, last.Sub(first), interval/4,
+		"the second keepalives of 20 sessions started together came within %s (random phases spread them over the interval)", last.Sub(first))
 }
 
 func TestAPollFindsCommandsWithoutNotifications(t *testing.T) {
