@@ -172,6 +172,7 @@ func runSim(ctx context.Context, cfg Config, b bins, work string, stdout, stderr
 		drops = rec.drops.Load() - drops
 		fmt.Fprintf(stderr, "step %d: Reports over %s in each second of the window from %s: %v\n", target, cfg.P99Goal,
 			rec.began.UTC().Format("15:04:05.000"), rec.slowBySecond())
+		fmt.Fprintf(stderr, "step %d: command stream messages received in each second: %v\n", target, rec.streamedBySecond())
 		fmt.Fprintf(stderr, "step %d: collections ended in seconds: control plane %v, simulator %v\n", target, cpGCs, simGCs)
 
 		slices.Sort(lat)
@@ -417,6 +418,7 @@ func (a *simAgent) session(ctx context.Context, rec *recorder) {
 		stream, err := a.api.Connect(ctx, connect.NewRequest(&agentv1.ConnectRequest{AfterSeq: after, AgentVersion: "bench"}))
 		if err == nil {
 			for stream.Receive() {
+				rec.received()
 				if !a.streamUp.Swap(true) {
 					rec.connected.Add(1)
 				}
@@ -521,12 +523,15 @@ type recorder struct {
 	began    time.Time
 	slowOver time.Duration
 	slow     []int
+	// streamed counts, by second of the window, the command stream messages (keepalives,
+	// here) the agents received: whether they come evenly or in bursts.
+	streamed []int
 }
 
 func (r *recorder) start(slowOver time.Duration) {
 	r.mu.Lock()
 	r.on, r.lat, r.errs = true, make([]time.Duration, 0, 1<<16), 0
-	r.began, r.slowOver, r.slow = time.Now(), slowOver, nil
+	r.began, r.slowOver, r.slow, r.streamed = time.Now(), slowOver, nil, nil
 	r.mu.Unlock()
 }
 
@@ -544,6 +549,31 @@ func (r *recorder) stop() ([]time.Duration, int) {
 	return r.lat, r.errs
 }
 
+// streamedBySecond is the count of command stream messages in each second of the last window.
+func (r *recorder) streamedBySecond() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.streamed)
+}
+
+// countIn adds one to the count of the current second of the window in counts.
+func (r *recorder) countIn(counts *[]int) {
+	sec := int(time.Since(r.began) / time.Second)
+	for len(*counts) <= sec {
+		*counts = append(*counts, 0)
+	}
+	(*counts)[sec]++
+}
+
+// received counts a command stream message.
+func (r *recorder) received() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.on {
+		r.countIn(&r.streamed)
+	}
+}
+
 func (r *recorder) add(d time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -556,11 +586,7 @@ func (r *recorder) add(d time.Duration, err error) {
 	}
 	r.lat = append(r.lat, d)
 	if d > r.slowOver {
-		sec := int(time.Since(r.began) / time.Second)
-		for len(r.slow) <= sec {
-			r.slow = append(r.slow, 0)
-		}
-		r.slow[sec]++
+		r.countIn(&r.slow)
 	}
 }
 
