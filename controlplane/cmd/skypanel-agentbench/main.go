@@ -68,8 +68,9 @@ type Config struct {
 	// runtime's default (none).
 	MemoryLimit string
 	// Peers is how many peers each simulated agent's reports name as reachable, as gossip
-	// does in a cluster of Peers+1 nodes (a step's agents in groups of that size). Default 0:
-	// the simulated agents are in a cluster without a manager, where gossip never starts.
+	// does in a cluster of Peers+1 nodes (a step's agents in groups of that size); like real
+	// agents, they name them until the control plane echoes their digest. Default 19
+	// (clusters of 20 nodes); 0 names none, as in a cluster where gossip never starts.
 	Peers int
 	// ServerLogLevel is the control plane's log level; its logs go to a file in the work
 	// directory. Default info, as in production.
@@ -100,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.NodeExporter, "node-exporter", "/usr/bin/prometheus-node-exporter", "prometheus-node-exporter binary")
 	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, "the control plane's Postgres pool size (0: its default)")
 	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "", "the control plane's GOMEMLIMIT, e.g. 850MiB (default: none)")
-	fs.IntVar(&cfg.Peers, "peers", 0, "peers each simulated agent's reports name as reachable, as in a cluster of peers+1 nodes with gossip (0: none)")
+	fs.IntVar(&cfg.Peers, "peers", 19, "peers each simulated agent's reports name as reachable, as in a cluster of peers+1 nodes with gossip (0: none)")
 	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "info", "the control plane's log level")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, binaries)")
 	if err := fs.Parse(args); err != nil {
