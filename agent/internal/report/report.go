@@ -221,14 +221,14 @@ func (r *Reporter) Build(ctx context.Context) *agentv1.ReportRequest {
 	}
 	if r.opts.Peers != nil {
 		req.ReachablePeers, req.UnreachablePeers = r.opts.Peers.Peers()
-		req.PeersDigest = PeersDigest(req.ReachablePeers, req.UnreachablePeers)
+		req.PeersDigest = peersDigest(req.ReachablePeers, req.UnreachablePeers)
 	}
 	return req
 }
 
-// PeersDigest identifies a report's two peer lists (64-bit FNV-1a of both, in order); it is
+// peersDigest identifies a report's two peer lists (64-bit FNV-1a of both, in order); it is
 // 0 only when both are empty.
-func PeersDigest(reachable, unreachable []string) uint64 {
+func peersDigest(reachable, unreachable []string) uint64 {
 	if len(reachable) == 0 && len(unreachable) == 0 {
 		return 0
 	}

@@ -18,6 +18,7 @@ import (
 	"skypanel/agent/internal/host"
 	"skypanel/agent/internal/link"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 )
 
 type fakeEngine struct {
@@ -96,6 +97,24 @@ func (c *changingPeers) set(reachable, unreachable []string) {
 	c.reachable, c.unreachable = reachable, unreachable
 }
 
+// switchingClient is a ClientSource the test points elsewhere.
+type switchingClient struct {
+	mu  sync.Mutex
+	cur ClientSource
+}
+
+func (s *switchingClient) use(c ClientSource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur = c
+}
+
+func (s *switchingClient) API() agentv1connect.AgentServiceClient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.API()
+}
+
 func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {
 	cp := controlplanetest.New(t, controlplanetest.Options{HoldPeers: true})
 	id := cp.NewIdentity(t, "node-1", time.Hour)
@@ -103,7 +122,9 @@ func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {
 	defer client.Close()
 	gossip := &changingPeers{}
 	gossip.set([]string{"node-b", "node-c"}, []string{"node-d"})
-	r, err := New(Options{Client: client, Sampler: &host.Sampler{}, Engine: &fakeEngine{}, Peers: gossip})
+	api := &switchingClient{}
+	api.use(client)
+	r, err := New(Options{Client: api, Sampler: &host.Sampler{}, Engine: &fakeEngine{}, Peers: gossip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +172,22 @@ func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {
 		t.Fatalf("report after the control plane lost the lists: peers %v / %v", again.GetReachablePeers(), again.GetUnreachablePeers())
 	}
 
+	// A report that failed may or may not have reached the control plane: the next one names
+	// the lists, though this control plane still holds them.
+	if named(report()) {
+		t.Fatal("held lists sent again")
+	}
+	nowhere := link.New("https://127.0.0.1:1", nil)
+	defer nowhere.Close()
+	api.use(nowhere)
+	if err := r.ReportOnce(ctx); err == nil {
+		t.Fatal("a report to nowhere succeeded")
+	}
+	api.use(client)
+	if !named(report()) {
+		t.Fatal("the report after a failed one left the lists out")
+	}
+
 	// Gossip seeing no peer at all is said with a zero digest.
 	gossip.set(nil, nil)
 	if none := report(); named(none) || none.GetPeersDigest() != 0 {
@@ -159,7 +196,7 @@ func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {
 }
 
 func TestPeersDigest(t *testing.T) {
-	if PeersDigest(nil, nil) != 0 {
+	if peersDigest(nil, nil) != 0 {
 		t.Fatal("empty lists must have digest 0")
 	}
 	seen := map[uint64]string{}
@@ -172,7 +209,7 @@ func TestPeersDigest(t *testing.T) {
 		"b, a unreachable":    {{"b"}, {"a"}},
 		"a and b unreachable": {nil, {"a", "b"}},
 	} {
-		d := PeersDigest(lists[0], lists[1])
+		d := peersDigest(lists[0], lists[1])
 		if d == 0 {
 			t.Fatalf("%s: digest 0", name)
 		}

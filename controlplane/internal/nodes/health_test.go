@@ -150,6 +150,10 @@ func TestPeerListsLeftOutOfAReportAreTheOnesHeld(t *testing.T) {
 
 	require.Zero(t, report(b.m, workerID, nil), "a node without peers holds digest 0")
 	require.Equal(t, uint64(7), report(b.m, mgrID, seesWorker))
+	require.NoError(t, b.m.Flush(b.ctx))
+	last, err := nodes.DecodeReport(b.getNode(t, mgrID).LastReport)
+	require.NoError(t, err)
+	require.Empty(t, last.GetReachablePeers(), "the lists are kept in their columns, not in the stored report")
 	require.Equal(t, uint64(7), report(b.m, mgrID, same), "lists left out, the ones held echoed")
 	require.NoError(t, b.m.Flush(b.ctx))
 	reachable, unreachable := stored(mgrID)
@@ -189,6 +193,44 @@ func TestPeerListsLeftOutOfAReportAreTheOnesHeld(t *testing.T) {
 	reachable, unreachable = stored(mgrID)
 	require.Equal(t, []uuid.UUID{workerID}, reachable)
 	require.Empty(t, unreachable)
+}
+
+// A report that leaves its lists out while the flush of the one that named them is under way
+// does not lose them when that flush fails.
+func TestPeerListsOfAFailedFlushOutliveALaterReport(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	_, mgrID, workerID := activeCluster(t, b)
+	_, err := b.m.Report(b.ctx, mgrID, &agentv1.ReportRequest{ReachablePeers: []string{workerID.String()}, PeersDigest: 7})
+	require.NoError(t, err)
+
+	// Hold the flush inside its transaction: the nodes table locked against its row locks.
+	tx, err := b.st.Pool().Begin(b.ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(b.ctx)
+	_, err = tx.Exec(b.ctx, `LOCK TABLE nodes IN EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	flushCtx, cancel := context.WithCancel(b.ctx)
+	flushed := make(chan error, 1)
+	go func() { flushed <- b.m.Flush(flushCtx) }()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, b.st.Pool().QueryRow(b.ctx, `SELECT count(*) FROM pg_locks
+			WHERE NOT granted AND relation = 'nodes'::regclass`).Scan(&waiting))
+		return waiting > 0
+	}, waitFor, 10*time.Millisecond, "the flush never waited for the lock")
+
+	b.clock.Advance(time.Second)
+	_, err = b.m.Report(b.ctx, mgrID, &agentv1.ReportRequest{PeersDigest: 7})
+	require.NoError(t, err)
+	cancel()
+	require.Error(t, <-flushed)
+	require.NoError(t, tx.Rollback(b.ctx))
+
+	require.NoError(t, b.m.Flush(b.ctx))
+	var reachable []uuid.UUID
+	require.NoError(t, b.st.Pool().QueryRow(b.ctx, `SELECT reachable_peers FROM nodes WHERE id = $1`, mgrID).Scan(&reachable))
+	require.Equal(t, []uuid.UUID{workerID}, reachable)
 }
 
 func TestANodeThatNeverConnectedStaysEnrolling(t *testing.T) {

@@ -66,12 +66,18 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		clusterID = id
 	}
 	digest := r.GetPeersDigest()
-	named := len(r.GetReachablePeers()) > 0 || len(r.GetUnreachablePeers()) > 0
-	var peers *store.NodePeers
-	if named || digest == 0 {
-		peers = reportPeers(r) // outside the lock
+	peers := reportPeers(r) // outside the lock
+	named := peers != noPeers
+	stored := r
+	if named {
+		// The lists live in their own columns: the stored report is the same whether
+		// they were named or left out.
+		stored = proto.CloneOf(r)
+		stored.ReachablePeers, stored.UnreachablePeers = nil, nil
+	} else if digest != 0 {
+		peers = nil // left out: the lists held stand, if these are they
 	}
-	raw, err := proto.Marshal(r)
+	raw, err := proto.Marshal(stored)
 	if err != nil {
 		return nil, fmt.Errorf("report: encode: %w", err)
 	}
