@@ -347,7 +347,7 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	logger.Info("overlay encryption support detected", "overlay_encryption", encryption)
 	rep, err := report.New(report.Options{
 		Client: client, Sampler: &host.Sampler{}, Engine: eng, Peers: g,
-		Interval: cfg.reportInterval, OverlayEncryption: encryption,
+		Interval: cfg.reportInterval, OverlayEncryption: encryption, StreamKeepalive: sess.Keepalive,
 		Logger: logger.With("component", "report"), Metrics: reg,
 	})
 	if err != nil {

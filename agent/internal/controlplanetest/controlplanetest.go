@@ -44,6 +44,9 @@ type Options struct {
 	// lists of the last report that named them and echoes their digest (ForgetPeers drops
 	// them, as a restart does). Without it Report never echoes a digest.
 	HoldPeers bool
+	// ReportKeepalives makes Report answer stream_keepalive while a Connect stream is open,
+	// as the control plane does for reports that share the stream's connection.
+	ReportKeepalives bool
 	// OnAck, if set, runs when an Ack arrives, before it is recorded.
 	OnAck func(*agentv1.AckRequest)
 	// StopLogs, if set, decides PushLogs's answer (true: stop following) for each request,
@@ -453,7 +456,8 @@ func (s *Server) Report(_ context.Context, req *connect.Request[agentv1.ReportRe
 	defer s.mu.Unlock()
 	s.reports = append(s.reports, req.Msg)
 	s.notifyLocked()
-	resp := &agentv1.ReportResponse{IntervalSeconds: s.opts.ReportInterval}
+	resp := &agentv1.ReportResponse{IntervalSeconds: s.opts.ReportInterval,
+		StreamKeepalive: s.opts.ReportKeepalives && len(s.streams) > 0}
 	if s.opts.HoldPeers {
 		r := req.Msg
 		switch {

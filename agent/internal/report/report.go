@@ -72,6 +72,10 @@ type Options struct {
 	// certificate revoked, the node removed): retrying at the report interval would only
 	// add load and log lines (default 1 min).
 	RefusedInterval time.Duration
+	// StreamKeepalive, if set, is called when the control plane says a report's answer came
+	// over the command stream's connection and counts as its keepalive
+	// (session.Session.Keepalive).
+	StreamKeepalive func()
 	Logger          *slog.Logger
 	// Metrics registers the reporter's metrics; nil registers none.
 	Metrics prometheus.Registerer
@@ -176,6 +180,9 @@ func (r *Reporter) ReportOnce(ctx context.Context) error {
 	r.mu.Lock()
 	r.heldPeers = resp.Msg.GetPeersDigest()
 	r.mu.Unlock()
+	if resp.Msg.GetStreamKeepalive() && r.opts.StreamKeepalive != nil {
+		r.opts.StreamKeepalive()
+	}
 	if s := resp.Msg.GetIntervalSeconds(); s > 0 {
 		d := min(max(time.Duration(s)*time.Second, MinInterval), MaxInterval)
 		r.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +114,45 @@ func (s *switchingClient) API() agentv1connect.AgentServiceClient {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cur.API()
+}
+
+// An answer that counts as the command stream's keepalive is passed on to the session; others
+// are not.
+func TestReportAnswersThatAreStreamKeepalivesArePassedOn(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		cp := controlplanetest.New(t, controlplanetest.Options{ReportKeepalives: true})
+		id := cp.NewIdentity(t, "node-1", time.Hour)
+		client := link.New(cp.URL, id.TLSConfig())
+		defer client.Close()
+		if stream {
+			// A queued command makes the stream answer at once.
+			cp.Queue(&agentv1.Command{Seq: 1, Id: "c1", Kind: &agentv1.Command_NodeUpdate{NodeUpdate: &agentv1.NodeUpdate{}}})
+			s, err := client.API().Connect(context.Background(), connect.NewRequest(&agentv1.ConnectRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			cp.Wait("the stream to open", 10*time.Second, func() bool { return cp.OpenStreams() == 1 })
+		}
+		var keepalives atomic.Int32
+		r, err := New(Options{Client: client, Sampler: &host.Sampler{}, Engine: &fakeEngine{},
+			StreamKeepalive: func() { keepalives.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := r.ReportOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := int32(0)
+		if stream {
+			want = 3
+		}
+		if got := keepalives.Load(); got != want {
+			t.Errorf("stream open %v: %d stream keepalives passed on, want %d", stream, got, want)
+		}
+	}
 }
 
 func TestPeerListsAreSentOnlyWhenTheControlPlaneDoesNotHoldThem(t *testing.T) {

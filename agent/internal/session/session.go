@@ -89,6 +89,9 @@ type Session struct {
 	log  *slog.Logger
 
 	connected atomic.Bool
+	// watchdog is the open stream's watchdog timer (nil between streams), which Keepalive
+	// resets too.
+	watchdog atomic.Pointer[time.Timer]
 	// reack is set when the control plane may not have the last acknowledgement: at start
 	// and after a failed Ack. The next stream then repeats it first.
 	reack atomic.Bool
@@ -154,6 +157,15 @@ func New(opts Options) (*Session, error) {
 
 // Connected reports whether the command stream is open.
 func (s *Session) Connected() bool { return s.connected.Load() }
+
+// Keepalive counts as a message on the open stream: the control plane answered a report over
+// the stream's own connection and said so (ReportResponse.stream_keepalive), in place of the
+// keepalive it would otherwise send on the stream.
+func (s *Session) Keepalive() {
+	if t := s.watchdog.Load(); t != nil {
+		t.Reset(s.opts.Watchdog)
+	}
+}
 
 var (
 	errWatchdog    = errors.New("no message from the control plane within the watchdog period")
@@ -252,6 +264,8 @@ func (s *Session) stream(ctx context.Context) error {
 	// a keepalive well within it, and Connect itself may wait for the response headers.
 	watchdog := time.AfterFunc(s.opts.Watchdog, func() { cancel(errWatchdog) })
 	defer watchdog.Stop()
+	s.watchdog.Store(watchdog)
+	defer s.watchdog.CompareAndSwap(watchdog, nil)
 
 	api := s.opts.Client.API()
 	s.log.Debug("opening the command stream", "after_seq", last)

@@ -200,6 +200,25 @@ func TestKeepalivesKeepTheStreamOpen(t *testing.T) {
 	}
 }
 
+// Reports answered over the stream's connection stand in for keepalives: the control plane
+// sends none on the stream while they come, and the watchdog counts them instead.
+func TestReportKeepalivesKeepASilentStreamOpen(t *testing.T) {
+	b := setup(t, controlplanetest.Options{}) // no keepalives, no commands
+	s := run(t, b.cp, b.id, b.exe, func(o *Options) { o.Watchdog = 300 * time.Millisecond })
+	b.cp.Queue(cmds(1)...) // the first message opens the stream
+	b.cp.Wait("the stream to open", 10*time.Second, s.Connected)
+	deadline := time.Now().Add(1500 * time.Millisecond) // five watchdog periods
+	for time.Now().Before(deadline) {
+		s.Keepalive()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := len(b.cp.Connects()); n != 1 {
+		t.Fatalf("connects = %d while report keepalives came, want 1", n)
+	}
+	// Without them, the silent stream is dropped.
+	b.cp.Wait("a reconnect once they stop", 10*time.Second, func() bool { return len(b.cp.Connects()) >= 2 })
+}
+
 func TestARevokedNodeIsRefusedPermanently(t *testing.T) {
 	b := setup(t, controlplanetest.Options{Keepalive: time.Second})
 	b.cp.Revoke("node-1")

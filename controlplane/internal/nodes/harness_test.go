@@ -180,7 +180,14 @@ type agent struct {
 // connect opens a session for the node after afterSeq.
 func (b *bundle) connect(t *testing.T, nodeID uuid.UUID, afterSeq int64) *agent {
 	t.Helper()
-	ctx, cancel := context.WithCancel(b.ctx)
+	return b.connectOn(t, b.ctx, nodeID, afterSeq)
+}
+
+// connectOn opens a session whose requests come on the connection base is marked with
+// (nodes.WithConnection).
+func (b *bundle) connectOn(t *testing.T, base context.Context, nodeID uuid.UUID, afterSeq int64) *agent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(base)
 	a := &agent{t: t, nodeID: nodeID, msgs: make(chan *agentv1.ConnectResponse, 1000), done: make(chan error, 1), cancel: cancel}
 	go func() {
 		a.done <- b.m.Serve(ctx, nodeID, afterSeq, func(r *agentv1.ConnectResponse) error {

@@ -126,6 +126,12 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 		})
 	}
 	state := m.states[nodeID]
+	// The answer is the keepalive of the node's stream here when both share a connection.
+	streamKeepalive := false
+	if s := m.sessions[nodeID]; s != nil && s.conn != nil && s.conn == connectionOf(ctx) {
+		s.heardAt.Store(monoNow())
+		streamKeepalive = true
+	}
 	m.mu.Unlock()
 
 	// A silent node that speaks again is ready on the next health pass: ask for one now.
@@ -138,7 +144,8 @@ func (m *Manager) Report(ctx context.Context, nodeID uuid.UUID, r *agentv1.Repor
 	if err := m.resourceAlerts(ctx, nodeID, r.GetHost()); err != nil {
 		m.logger.Warn("raise resource alert", "node_id", nodeID.String(), "err", err)
 	}
-	return &agentv1.ReportResponse{IntervalSeconds: int32(m.opts.ReportInterval / time.Second), PeersDigest: heldDigest}, nil
+	return &agentv1.ReportResponse{IntervalSeconds: int32(m.opts.ReportInterval / time.Second), PeersDigest: heldDigest,
+		StreamKeepalive: streamKeepalive}, nil
 }
 
 // laterWrite is the write of a node's newer report, which replaces the older one in a

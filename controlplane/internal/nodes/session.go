@@ -30,6 +30,51 @@ type session struct {
 	// delivered is the sequence of the last command sent (or the one the agent resumed
 	// after): the manager's poll looks for commands above it.
 	delivered atomic.Int64
+	// conn is the agent connection the stream came on (nil: unknown).
+	conn *Connection
+	// heardAt is when a report last came over conn (monotonic nanoseconds, 0: never): its
+	// answer was the stream's keepalive.
+	heardAt atomic.Int64
+}
+
+// Connection identifies one agent connection. An agent's command stream and its reports
+// share its HTTP/2 connection; a report answered over the stream's own connection proves
+// that connection alive both ways, so the stream needs no keepalive of its own while such
+// reports keep coming (docs/agents-contract.md).
+type Connection struct{ _ byte }
+
+type connectionKey struct{}
+
+// WithConnection marks ctx, the base context of one agent connection's requests, with a new
+// Connection.
+func WithConnection(ctx context.Context) context.Context {
+	return context.WithValue(ctx, connectionKey{}, &Connection{})
+}
+
+// connectionOf returns the connection a request came on, or nil.
+func connectionOf(ctx context.Context) *Connection {
+	c, _ := ctx.Value(connectionKey{}).(*Connection)
+	return c
+}
+
+// monoStart anchors monotonic timestamps kept in atomics.
+var monoStart = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoStart)) }
+
+// keepaliveWait returns how long the session's keepalive can wait still, because a report
+// over its connection was answered within the interval; 0 means send one now.
+//
+//go:noinline
+func (s *session) keepaliveWait(interval time.Duration) time.Duration {
+	heard := s.heardAt.Load()
+	if heard == 0 {
+		return 0
+	}
+	if wait := interval - time.Duration(monoNow()-heard); wait > 0 {
+		return wait
+	}
+	return 0
 }
 
 func (s *session) poke() {
@@ -46,7 +91,8 @@ const deliveryPage = 100
 // (ErrReplaced), Close ends it (ErrClosed), the node is removed (ErrNodeRemoved), the manager
 // stops (ErrStopped) or send fails. It first sends every command with a sequence above
 // afterSeq in order (or, with none, a keepalive: a response without a command), then new ones
-// as they are queued, and a keepalive whenever the stream was idle for the keepalive interval.
+// as they are queued, and a keepalive whenever the stream was idle for the keepalive interval
+// and no report over the stream's connection was answered within it.
 //
 // Resuming after afterSeq also tells what the agent finished: open commands up to it are
 // acknowledged (with an unknown outcome: their own acknowledgements were lost). Connecting is
@@ -73,7 +119,7 @@ func (m *Manager) Serve(ctx context.Context, nodeID uuid.UUID, afterSeq int64, s
 //go:noinline
 func (m *Manager) open(ctx context.Context, cancel context.CancelCauseFunc, nodeID uuid.UUID, afterSeq int64) (*session, error) {
 	s := &session{id: uuid.New(), nodeID: nodeID, wake: make(chan struct{}, 1),
-		ephemeral: make(chan *agentv1.Command, ephemeralBuffer), cancel: cancel}
+		ephemeral: make(chan *agentv1.Command, ephemeralBuffer), cancel: cancel, conn: connectionOf(ctx)}
 	if err := m.register(s); err != nil {
 		return nil, err
 	}
@@ -146,6 +192,10 @@ func (m *Manager) stream(ctx context.Context, s *session, afterSeq int64, send S
 			}
 			keepalive.Reset(m.opts.KeepaliveInterval)
 		case <-keepalive.C:
+			if wait := s.keepaliveWait(m.opts.KeepaliveInterval); wait > 0 {
+				keepalive.Reset(wait)
+				break
+			}
 			if err := send(&agentv1.ConnectResponse{}); err != nil {
 				return fmt.Errorf("send keepalive: %w", err)
 			}

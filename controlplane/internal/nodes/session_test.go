@@ -178,6 +178,42 @@ func TestKeepalivesFlowWhileIdle(t *testing.T) {
 	}
 }
 
+// A report answered over the connection of the node's stream is that stream's keepalive:
+// while such reports keep coming, the stream sends none. A report over another connection
+// is not, and once the reports stop, keepalives come again.
+func TestReportsOverTheStreamsConnectionStandInForKeepalives(t *testing.T) {
+	t.Parallel()
+	const interval = 200 * time.Millisecond
+	b := setup(t, func(o *nodes.Options) { o.KeepaliveInterval = interval })
+	clusterID, _ := b.cluster(t, "pending")
+	nodeID := b.node(t, clusterID, store.RoleWorkerNode, "10.0.0.2", "")
+	conn := nodes.WithConnection(b.ctx)
+	a := b.connectOn(t, conn, nodeID, 0)
+	a.idle() // the keepalive that says the session is up, at once
+	report := func(ctx context.Context) bool {
+		t.Helper()
+		resp, err := b.m.Report(ctx, nodeID, &agentv1.ReportRequest{})
+		require.NoError(t, err)
+		return resp.GetStreamKeepalive()
+	}
+	require.True(t, report(conn), "a report over the stream's connection is its keepalive")
+	// A keepalive whose timer fired before that report may be on its way: let it arrive.
+	time.Sleep(interval / 4)
+	for len(a.msgs) > 0 {
+		<-a.msgs
+	}
+	for range 20 { // five intervals
+		require.True(t, report(conn))
+		time.Sleep(interval / 4)
+	}
+	require.Zero(t, len(a.msgs), "keepalives came while reports over the stream's connection did")
+
+	require.False(t, report(nodes.WithConnection(b.ctx)), "a report over another connection is no keepalive of the stream")
+	require.False(t, report(b.ctx), "a report over an unknown connection is no keepalive of the stream")
+	a.idle()
+	a.idle()
+}
+
 // Sessions that start together (every agent reconnecting after a restart) must not send
 // their keepalives together ever after.
 func TestSessionsStartedTogetherSpreadTheirKeepalives(t *testing.T) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"skypanel/controlplane/internal/testenv"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
+	"skypanel/shared/gen/go/skypanel/agent/v1/agentv1connect"
 	"skypanel/shared/pki"
 )
 
@@ -41,4 +43,34 @@ func TestAHeartbeatWithARevokedCertificateIsRefusedWithinASecondAndEverythingEls
 	})
 	require.Equal(t, connect.CodeUnauthenticated, connect.CodeOf(last), "%v", last)
 	require.Contains(t, last.Error(), "revoked")
+}
+
+// A report over the connection that carries the node's command stream is answered as that
+// stream's keepalive; one over another connection is not.
+func TestAReportOverTheStreamsConnectionIsItsKeepalive(t *testing.T) {
+	env := testenv.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := env.Admin(t)
+	cluster := env.NewCluster(t, admin, "prod")
+	agent, err := env.Enroll(ctx, env.EnrollmentToken(t, admin, cluster, agentv1.NodeRole_NODE_ROLE_WORKER, 1), testenv.Facts("a", "10.0.0.1"))
+	require.NoError(t, err)
+	report := func(c agentv1connect.AgentServiceClient) bool {
+		t.Helper()
+		resp, err := c.Report(ctx, connect.NewRequest(&agentv1.ReportRequest{}))
+		require.NoError(t, err)
+		return resp.Msg.GetStreamKeepalive()
+	}
+	require.False(t, report(agent.Client), "no stream yet")
+
+	stream, err := agent.Client.Connect(ctx, connect.NewRequest(&agentv1.ConnectRequest{AgentVersion: "test"}))
+	require.NoError(t, err)
+	defer stream.Close()
+	require.True(t, stream.Receive(), "the first keepalive: %v", stream.Err())
+	require.True(t, report(agent.Client), "a report over the stream's connection")
+
+	cert := &tls.Certificate{Certificate: [][]byte{agent.Cert.Raw}, PrivateKey: agent.Key, Leaf: agent.Cert}
+	other := testenv.AgentHTTP(env.AgentTLS(cert))
+	defer other.CloseIdleConnections()
+	require.False(t, report(agentv1connect.NewAgentServiceClient(other, env.AgentURL)), "a report over another connection")
 }

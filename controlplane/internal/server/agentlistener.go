@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"skypanel/controlplane/internal/nodes"
 	"skypanel/shared/chanlisten"
 )
 
@@ -129,7 +130,9 @@ func (a *agentServer) serveConn(c net.Conn) {
 		return
 	}
 	defer a.untrack(c)
-	a.h2.ServeConn(tc, &http2.ServeConnOpts{Context: a.base, BaseConfig: a.h1, Handler: a.h1.Handler})
+	// The connection's mark tells a node's reports that they share its command stream's
+	// connection (nodes.WithConnection).
+	a.h2.ServeConn(tc, &http2.ServeConnOpts{Context: nodes.WithConnection(a.base), BaseConfig: a.h1, Handler: a.h1.Handler})
 }
 
 // handshake runs the TLS handshake within the HTTP/1 server's header timeout and logs a

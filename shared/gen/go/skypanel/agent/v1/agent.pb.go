@@ -2261,9 +2261,15 @@ type ReportResponse struct {
 	// peers_digest is the digest of the node's peer lists the control plane holds after this
 	// report (0: none). When a report leaves the lists out and this is not its digest (a
 	// restarted control plane), the next report must name them again.
-	PeersDigest   uint64 `protobuf:"fixed64,2,opt,name=peers_digest,json=peersDigest,proto3" json:"peers_digest,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PeersDigest uint64 `protobuf:"fixed64,2,opt,name=peers_digest,json=peersDigest,proto3" json:"peers_digest,omitempty"`
+	// stream_keepalive is true when the report came over the connection that carries the
+	// node's live command stream on this control plane: the answer proves that stream's
+	// connection alive both ways, and counts as a keepalive. The control plane sends no
+	// keepalive on a stream while reports over its connection keep coming within the
+	// keepalive interval.
+	StreamKeepalive bool `protobuf:"varint,3,opt,name=stream_keepalive,json=streamKeepalive,proto3" json:"stream_keepalive,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReportResponse) Reset() {
@@ -2308,6 +2314,13 @@ func (x *ReportResponse) GetPeersDigest() uint64 {
 		return x.PeersDigest
 	}
 	return 0
+}
+
+func (x *ReportResponse) GetStreamKeepalive() bool {
+	if x != nil {
+		return x.StreamKeepalive
+	}
+	return false
 }
 
 // TaskStatus is one Swarm task of an app's service.
@@ -3123,10 +3136,11 @@ const file_skypanel_agent_v1_agent_proto_rawDesc = "" +
 	"\x06docker\x18\x03 \x01(\v2\x1e.skypanel.agent.v1.DockerStateR\x06docker\x126\n" +
 	"\x11unreachable_peers\x18\x04 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x10unreachablePeers\x122\n" +
 	"\x0freachable_peers\x18\x05 \x03(\tB\t\xbaH\x06\x92\x01\x03\x10\xe8\aR\x0ereachablePeers\x12!\n" +
-	"\fpeers_digest\x18\x06 \x01(\x06R\vpeersDigest\"^\n" +
+	"\fpeers_digest\x18\x06 \x01(\x06R\vpeersDigest\"\x89\x01\n" +
 	"\x0eReportResponse\x12)\n" +
 	"\x10interval_seconds\x18\x01 \x01(\x05R\x0fintervalSeconds\x12!\n" +
-	"\fpeers_digest\x18\x02 \x01(\x06R\vpeersDigest\"\xa8\x02\n" +
+	"\fpeers_digest\x18\x02 \x01(\x06R\vpeersDigest\x12)\n" +
+	"\x10stream_keepalive\x18\x03 \x01(\bR\x0fstreamKeepalive\"\xa8\x02\n" +
 	"\n" +
 	"TaskStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +

@@ -58,7 +58,8 @@ type AgentServiceClient interface {
 	// Renew issues a fresh certificate for the calling node (from a new CSR).
 	Renew(context.Context, *connect.Request[v1.RenewRequest]) (*connect.Response[v1.RenewResponse], error)
 	// Connect opens the command stream: the control plane sends every command with a sequence
-	// number above after_seq, then new ones as they are queued, and a keepalive when idle.
+	// number above after_seq, then new ones as they are queued, and a keepalive when idle
+	// (reports over the same connection count as keepalives: ReportResponse.stream_keepalive).
 	Connect(context.Context, *connect.Request[v1.ConnectRequest]) (*connect.ServerStreamForClient[v1.ConnectResponse], error)
 	// Ack reports a command's outcome. Acking a sequence acknowledges it and every lower one.
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
@@ -183,7 +184,8 @@ type AgentServiceHandler interface {
 	// Renew issues a fresh certificate for the calling node (from a new CSR).
 	Renew(context.Context, *connect.Request[v1.RenewRequest]) (*connect.Response[v1.RenewResponse], error)
 	// Connect opens the command stream: the control plane sends every command with a sequence
-	// number above after_seq, then new ones as they are queued, and a keepalive when idle.
+	// number above after_seq, then new ones as they are queued, and a keepalive when idle
+	// (reports over the same connection count as keepalives: ReportResponse.stream_keepalive).
 	Connect(context.Context, *connect.Request[v1.ConnectRequest], *connect.ServerStream[v1.ConnectResponse]) error
 	// Ack reports a command's outcome. Acking a sequence acknowledges it and every lower one.
 	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
