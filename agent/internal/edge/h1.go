@@ -25,6 +25,10 @@ import (
 // server checks, and writes responses straight to the connection. The price: while the
 // edge waits for an app's response it does not notice a client that went away; it finds
 // out on its first write, or at UpstreamTimeout.
+//
+// On Linux, event loops serve the plain-HTTP listener instead (loop_linux.go); its
+// connections come here (adoptH1) only for what the loops leave to this path: bodies,
+// upgrades, the edge's own pages and anything unusual.
 
 const maxHeaderBytes = 64 << 10
 
@@ -81,6 +85,25 @@ func (s *Server) serveH1(nc net.Conn, https bool) {
 		nc.Close()
 		return
 	}
+	s.runH1(c, nil)
+}
+
+// adoptH1 takes over a plain-HTTP connection from an event loop, which has already read
+// pre from it (the start of a request the loop does not serve itself). The connection is
+// tracked before adoptH1 returns, even while the edge drains: a request is under way.
+func (s *Server) adoptH1(nc net.Conn, pre []byte) {
+	c := &h1conn{s: s, nc: nc}
+	s.connMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.connMu.Unlock()
+	go s.runH1(c, pre)
+}
+
+// runH1 is serveH1's loop over requests, for a tracked connection, starting with the
+// bytes in pre.
+func (s *Server) runH1(c *h1conn, pre []byte) {
+	nc := c.nc
 	defer s.track(c, false)
 	defer func() {
 		if p := recover(); p != nil && p != http.ErrAbortHandler {
@@ -102,10 +125,16 @@ func (s *Server) serveH1(nc net.Conn, https bool) {
 		c.remoteIP = ip
 	}
 	c.lr.r = nc
+	if len(pre) > 0 {
+		c.lr.r = io.MultiReader(bytes.NewReader(pre), nc)
+	}
 	c.br = h1Readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.lr)
 	c.bw = h1Writers.Get().(*bufio.Writer)
 	c.bw.Reset(nc)
+	if len(pre) > 0 {
+		c.br.Peek(1) // buffers pre without blocking, so the loop below sees a request under way
+	}
 
 	for {
 		lim := s.table.Load().limits
@@ -441,6 +470,7 @@ func (s *Server) track(c *h1conn, add bool) bool {
 // closed.
 func (s *Server) drainH1(timeout time.Duration) {
 	s.draining.Store(true)
+	s.loops.drain()
 	s.connMu.Lock()
 	for c := range s.conns {
 		if c.idle.Load() {
@@ -460,5 +490,6 @@ func (s *Server) drainH1(timeout time.Duration) {
 		c.nc.Close()
 	}
 	s.connMu.Unlock()
+	s.loops.closeAll()
 	<-done
 }

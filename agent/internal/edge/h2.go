@@ -145,8 +145,10 @@ func (l *h2loop) restart() {
 		ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(lim.IdleTimeout),
 		MaxHeaderBytes:    maxHeaderBytes,
-		TLSConfig:         l.s.tlsConfig, // its NextProtos (h2) make Serve set up HTTP/2
-		ErrorLog:          slog.NewLogLogger(l.s.log.Handler(), slog.LevelDebug),
+		// Its NextProtos (h2) make Serve set up HTTP/2, which writes to the config: a copy
+		// each, as a restart runs two servers at once.
+		TLSConfig: l.s.tlsConfig.Clone(),
+		ErrorLog:  slog.NewLogLogger(l.s.log.Handler(), slog.LevelDebug),
 	}
 	cl := chanlisten.New(l.conns, l.addr)
 	l.mu.Lock()

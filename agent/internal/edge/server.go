@@ -84,8 +84,9 @@ type Server struct {
 	// HTTP/1.x connections, for graceful shutdown.
 	connMu   sync.Mutex
 	conns    map[*h1conn]struct{}
-	connWG   sync.WaitGroup
+	connWG   sync.WaitGroup // also counts the event loops' connections
 	draining atomic.Bool
+	loops    *loopGroup // the plain-HTTP listener's event loops; nil: goroutines serve it
 }
 
 // New returns a Server serving an empty configuration.
@@ -213,9 +214,22 @@ func (s *Server) Serve(ctx context.Context, httpLn, httpsLn net.Listener) error 
 
 	g, gctx := errgroup.WithContext(ctx)
 	if httpLn != nil {
-		g.Go(func() error {
-			return s.acceptLoop(gctx, httpLn, func(nc net.Conn) { s.serveH1(nc, false) })
-		})
+		loops, err := s.startLoops(httpLn)
+		if err != nil {
+			s.log.Warn("edge: no event loops for plain HTTP; serving it with a goroutine per connection", "error", err)
+		}
+		if loops != nil {
+			s.loops = loops
+			g.Go(func() error {
+				<-gctx.Done()
+				loops.stopAccepting()
+				return nil
+			})
+		} else {
+			g.Go(func() error {
+				return s.acceptLoop(gctx, httpLn, func(nc net.Conn) { s.serveH1(nc, false) })
+			})
+		}
 	}
 	if httpsLn != nil {
 		g.Go(func() error {
@@ -244,6 +258,7 @@ func (s *Server) Serve(ctx context.Context, httpLn, httpsLn net.Listener) error 
 	// Stop: no new connections (the accept loops closed the listeners), finish what is
 	// in flight, then release everything.
 	s.drainH1(10 * time.Second)
+	s.loops.stop()
 	stopH2()
 	bg.Wait()
 	cancelBase()
