@@ -970,17 +970,11 @@ func (l *loop) readResponseHead(c *lconn, u *upc) {
 		if !u.readable {
 			return
 		}
-		n, err := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
+		n, err := l.readUp(u)
 		switch {
 		case n > 0:
-			if len(u.in)+n < cap(u.in) {
-				u.readable = u.hup
-			}
-			u.in = u.in[:len(u.in)+n]
-			u.received += n
 			continue
 		case err == unix.EAGAIN:
-			u.readable = false
 			return
 		case err == unix.EINTR:
 			continue
@@ -1104,17 +1098,9 @@ func (l *loop) pumpBody(c *lconn) {
 			l.upstreamFailedMidBody(c) // a chunk line longer than the buffer
 			return
 		}
-		n, err := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
+		n, err := l.readUp(u)
 		switch {
-		case n > 0:
-			if len(u.in)+n < cap(u.in) {
-				u.readable = u.hup
-			}
-			u.in = u.in[:len(u.in)+n]
-			u.received += n
-		case err == unix.EAGAIN:
-			u.readable = false
-		case err == unix.EINTR:
+		case n > 0, err == unix.EAGAIN, err == unix.EINTR:
 		case err == nil && c.resp.contentLength < 0 && !c.resp.chunked:
 			// The end of a body delimited by the close.
 			if !l.send(c, []byte("0\r\n\r\n")) {
@@ -1128,6 +1114,23 @@ func (l *loop) pumpBody(c *lconn) {
 			return
 		}
 	}
+}
+
+// readUp reads what the app sent into the free space of u.in, and notes whether more may
+// be waiting: after a read shorter than the space, only a hang-up's end of file.
+func (l *loop) readUp(u *upc) (int, error) {
+	n, err := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
+	switch {
+	case n > 0:
+		if len(u.in)+n < cap(u.in) {
+			u.readable = u.hup
+		}
+		u.in = u.in[:len(u.in)+n]
+		u.received += n
+	case err == unix.EAGAIN:
+		u.readable = false
+	}
+	return n, err
 }
 
 // upstreamFailedMidBody cuts the client's response short: the client sees a truncated

@@ -64,8 +64,9 @@ type Config struct {
 	// DBMaxConns is the control plane's Postgres pool size; 0 keeps its default
 	// (max(4, CPUs)).
 	DBMaxConns int
-	// MemoryLimit is the control plane's GOMEMLIMIT (e.g. "850MiB"); "" leaves the Go
-	// runtime's default (none).
+	// MemoryLimit is the control plane's GOMEMLIMIT; "" leaves the Go runtime's default
+	// (none). Default 950MiB: what the README's configuration advises for a 1 GiB budget,
+	// the RSS goal.
 	MemoryLimit string
 	// Peers is how many peers each simulated agent's reports name as reachable, as gossip
 	// does in a cluster of Peers+1 nodes (a step's agents in groups of that size); like real
@@ -100,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "how long the real agent and the exporter are sampled")
 	fs.StringVar(&cfg.NodeExporter, "node-exporter", "/usr/bin/prometheus-node-exporter", "prometheus-node-exporter binary")
 	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, "the control plane's Postgres pool size (0: its default)")
-	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "", "the control plane's GOMEMLIMIT, e.g. 850MiB (default: none)")
+	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "950MiB", "the control plane's GOMEMLIMIT, as the README advises for a 1 GiB budget (\"\": none)")
 	fs.IntVar(&cfg.Peers, "peers", 19, "peers each simulated agent's reports name as reachable, as in a cluster of peers+1 nodes with gossip (0: none)")
 	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "info", "the control plane's log level")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, binaries)")
