@@ -65,7 +65,7 @@ type Config struct {
 	// (max(4, CPUs)).
 	DBMaxConns int
 	// MemoryLimit is the control plane's GOMEMLIMIT; "" leaves the Go runtime's default
-	// (none). Default 950MiB: what the README's configuration advises for a 1 GiB budget,
+	// (none). Default 1000MiB: what the README's configuration advises for a 1 GiB budget,
 	// the RSS goal.
 	MemoryLimit string
 	// Peers is how many peers each simulated agent's reports name as reachable, as gossip
@@ -101,7 +101,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "how long the real agent and the exporter are sampled")
 	fs.StringVar(&cfg.NodeExporter, "node-exporter", "/usr/bin/prometheus-node-exporter", "prometheus-node-exporter binary")
 	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, "the control plane's Postgres pool size (0: its default)")
-	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "950MiB", "the control plane's GOMEMLIMIT, as the README advises for a 1 GiB budget (\"\": none)")
+	fs.StringVar(&cfg.MemoryLimit, "cp-memory-limit", "1000MiB", "the control plane's GOMEMLIMIT, as the README advises for a 1 GiB budget (\"\": none)")
 	fs.IntVar(&cfg.Peers, "peers", 19, "peers each simulated agent's reports name as reachable, as in a cluster of peers+1 nodes with gossip (0: none)")
 	fs.StringVar(&cfg.ServerLogLevel, "server-log-level", "info", "the control plane's log level")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, binaries)")
