@@ -527,20 +527,30 @@ var errChunked = errors.New("malformed chunked encoding")
 // maxChunkLine bounds a chunk-size line or a trailer line, as net/http's reader does.
 const maxChunkLine = 4096
 
+// chunkLine cuts a chunk-size or trailer line off p and returns it with the bytes it used;
+// 0 bytes when the line is not complete yet, with errChunked when it is already too long.
+func chunkLine(p []byte) (line []byte, used int, err error) {
+	line, rest, ok := cutAnyLine(p)
+	if !ok {
+		if len(p) > maxChunkLine {
+			return nil, 0, errChunked
+		}
+		return nil, 0, nil
+	}
+	return line, len(p) - len(rest), nil
+}
+
 // decode consumes as much of p as it can and appends the client's bytes to dst. It
 // returns how many bytes of p it consumed and whether the body ended.
 func (d *chunkDecoder) decode(dst, p []byte) (out []byte, n int, done bool, err error) {
 	for n < len(p) {
 		switch d.phase {
 		case chunkSize:
-			line, _, ok := cutAnyLine(p[n:])
-			if !ok {
-				if len(p)-n > maxChunkLine {
-					return dst, n, false, errChunked
-				}
-				return dst, n, false, nil
+			line, used, err := chunkLine(p[n:])
+			if used == 0 {
+				return dst, n, false, err
 			}
-			n += bytes.IndexByte(p[n:], '\n') + 1
+			n += used
 			line = trimSpace(line)
 			if i := bytes.IndexByte(line, ';'); i >= 0 {
 				line = trimSpace(line[:i])
@@ -580,14 +590,11 @@ func (d *chunkDecoder) decode(dst, p []byte) (out []byte, n int, done bool, err 
 			n += bytes.IndexByte(p[n:], '\n') + 1
 			d.phase = chunkSize
 		case chunkTrailer:
-			line, _, ok := cutAnyLine(p[n:])
-			if !ok {
-				if len(p)-n > maxChunkLine {
-					return dst, n, false, errChunked
-				}
-				return dst, n, false, nil
+			line, used, err := chunkLine(p[n:])
+			if used == 0 {
+				return dst, n, false, err
 			}
-			n += bytes.IndexByte(p[n:], '\n') + 1
+			n += used
 			if len(line) == 0 {
 				dst = append(dst, "0\r\n"...)
 				dst = append(dst, d.trailers...)
