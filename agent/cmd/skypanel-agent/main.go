@@ -309,6 +309,7 @@ func runAgent(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		return err
 	}
 	defer eng.Close()
+	eng.Negotiate(ctx)
 
 	g, err := gossip.New(gossip.Options{
 		NodeName: id.NodeID(), AdvertiseAddr: id.AdvertiseAddr(), Port: cfg.gossipPort,

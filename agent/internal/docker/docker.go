@@ -49,6 +49,12 @@ func New(host string) (*Engine, error) {
 	return &Engine{cli: cli}, nil
 }
 
+// Negotiate settles the API version now, before the agent's parts call the Engine at the
+// same time: the client negotiates on its first call otherwise, and concurrent first calls
+// race on its version. An Engine that does not answer yet is negotiated with later, on first
+// use.
+func (e *Engine) Negotiate(ctx context.Context) { e.cli.NegotiateAPIVersion(ctx) }
+
 // Close releases the client's connections.
 func (e *Engine) Close() error { return e.cli.Close() }
 
