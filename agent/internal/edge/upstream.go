@@ -99,8 +99,23 @@ func (u *upstream) run(ctx context.Context) {
 	}
 }
 
+// Resolution timeouts. While an upstream has no address (an app just deployed, its first
+// task starting) a lookup is cut short: Docker's DNS may not answer at all for a name it
+// does not know yet (it forwards such names outside, which on an isolated node goes
+// nowhere), and a lookup waiting out a long timeout would keep the edge blind to the task
+// for that long after it runs (docs/benchmarks.md, deploy overhead). Requests meanwhile ask
+// for the next lookup at once (resolveSoon).
+const (
+	resolveTimeout        = 2 * time.Second
+	resolveTimeoutNoAddrs = 200 * time.Millisecond
+)
+
 func (u *upstream) resolveOnce(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	timeout := resolveTimeout
+	if p := u.backends.Load(); p == nil || len(*p) == 0 {
+		timeout = resolveTimeoutNoAddrs
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	addrs, err := u.resolve(rctx, u.host)
 	cancel()
 	if err != nil {
