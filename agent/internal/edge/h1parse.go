@@ -75,7 +75,7 @@ func parseRequest(p, dst []byte) (fastRequest, []byte, int) {
 	}
 	r.method, r.target = method, target
 	r.head = string(method) == "HEAD"
-	r.replayable = idempotentMethod(method)
+	r.replayable = idempotentMethod(string(method))
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
 	dst = append(dst, target...)
@@ -128,12 +128,13 @@ func parseRequest(p, dst []byte) (fastRequest, []byte, int) {
 			continue
 		case "Transfer-Encoding", "Expect", "Upgrade", "Te":
 			return r, dst, handOff
-		case "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Trailer",
-			"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-Ip":
-			dst = dst[:mark]
-			continue
 		case "Idempotency-Key":
 			r.replayable = true
+		default:
+			if skipRequestHeader(string(name)) { // hop-by-hop, or set by the edge itself
+				dst = dst[:mark]
+				continue
+			}
 		}
 		dst = append(dst, ": "...)
 		dst = append(dst, value...)
@@ -249,14 +250,6 @@ func asciiEqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-func idempotentMethod(m []byte) bool {
-	switch string(m) {
-	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
-		return true
-	}
-	return false
 }
 
 // upstreamResponse is a parsed response head from an app.
@@ -463,10 +456,11 @@ func appendClientHead(dst, head []byte, resp *upstreamResponse, headRequest, kee
 			}
 			dst = dst[:mark]
 			continue
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Te",
-			"Transfer-Encoding", "Upgrade":
-			dst = dst[:mark]
-			continue
+		default:
+			if skipResponseHeader(string(canon)) {
+				dst = dst[:mark]
+				continue
+			}
 		}
 		skip := false
 		for _, tok := range named {

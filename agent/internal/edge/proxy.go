@@ -452,12 +452,19 @@ func bodyless(r *http.Request) bool {
 // idempotent reports whether sending r twice is safe (RFC 9110 section 9.2.2), or the
 // client said so with an Idempotency-Key.
 func idempotent(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	if idempotentMethod(r.Method) {
 		return true
 	}
 	_, ok := r.Header["Idempotency-Key"]
 	return ok
+}
+
+func idempotentMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 func headerHasToken(values []string, token string) bool {
