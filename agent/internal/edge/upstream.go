@@ -53,6 +53,7 @@ type upstream struct {
 	ready    chan struct{}              // closed after the first resolution
 	readyOne sync.Once
 	refresh  chan struct{} // asks the resolver to resolve now
+	waiting  atomic.Int32  // requests waiting in list for the first resolution
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -90,6 +91,16 @@ func (u *upstream) run(ctx context.Context) {
 	for {
 		u.resolveOnce(ctx)
 		u.sweep()
+		if u.backends.Load() == nil && u.waiting.Load() > 0 {
+			// Requests wait for a first resolution that got no answer (a new app's name,
+			// not known yet to Docker's DNS): look again after a breath, not an interval.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryFirstResolve):
+			}
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -103,11 +114,15 @@ func (u *upstream) run(ctx context.Context) {
 // task starting) a lookup is cut short: Docker's DNS may not answer at all for a name it
 // does not know yet (it forwards such names outside, which on an isolated node goes
 // nowhere), and a lookup waiting out a long timeout would keep the edge blind to the task
-// for that long after it runs (docs/benchmarks.md, deploy overhead). Requests meanwhile ask
-// for the next lookup at once (resolveSoon).
+// for that long after it runs (docs/benchmarks.md, deploy overhead). Requests meanwhile get
+// the next lookup at once: those waiting for a first resolution (list) keep the resolver
+// looking, and those that find no address ask for one (resolveSoon).
 const (
 	resolveTimeout        = 2 * time.Second
 	resolveTimeoutNoAddrs = 200 * time.Millisecond
+	// retryFirstResolve spaces the lookups made while requests wait for an upstream's
+	// first resolution, so a resolver that fails at once is not asked in a tight loop.
+	retryFirstResolve = 20 * time.Millisecond
 )
 
 func (u *upstream) resolveOnce(ctx context.Context) {
@@ -191,11 +206,15 @@ func (u *upstream) resolveSoon() {
 	}
 }
 
-// list returns the current backends, waiting for the first resolution.
+// list returns the current backends, waiting for the first resolution. While requests
+// wait, the resolver looks again as soon as a lookup gets no answer.
 func (u *upstream) list(ctx context.Context) []*backend {
 	if p := u.backends.Load(); p != nil {
 		return *p
 	}
+	u.waiting.Add(1)
+	defer u.waiting.Add(-1)
+	u.resolveSoon()
 	select {
 	case <-u.ready:
 	case <-ctx.Done():

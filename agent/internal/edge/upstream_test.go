@@ -75,3 +75,48 @@ func TestLookupsAreCutShortWhileAnUpstreamHasNoAddress(t *testing.T) {
 		t.Fatalf("a lookup with an address known was given %s, want the full %s", b, resolveTimeout)
 	}
 }
+
+// A request that waits for an upstream's first resolution, while lookups of the name get no
+// answer, keeps the resolver looking: it gets the task's address soon after the name
+// resolves, not at the next interval.
+func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
+	var (
+		lookups atomic.Int32
+		exists  atomic.Bool
+	)
+	resolve := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		lookups.Add(1)
+		if exists.Load() {
+			return []netip.Addr{netip.MustParseAddr("10.0.0.7")}, nil
+		}
+		<-ctx.Done() // no answer
+		return nil, ctx.Err()
+	}
+	u, err := newUpstream("app.internal:8080", time.Hour, resolve, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.close()
+	for lookups.Load() == 0 {
+		time.Sleep(time.Millisecond) // the first lookup is under way
+	}
+
+	got := make(chan []*backend, 1)
+	go func() { got <- u.list(context.Background()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for lookups.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups while a request waited, want more", lookups.Load())
+		}
+		time.Sleep(time.Millisecond) // the request keeps lookups going
+	}
+	exists.Store(true)
+	select {
+	case bs := <-got:
+		if len(bs) != 1 || bs[0].addr != "10.0.0.7:8080" {
+			t.Fatalf("the waiting request got %d backends, want 10.0.0.7:8080", len(bs))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting request never got the task's address")
+	}
+}
