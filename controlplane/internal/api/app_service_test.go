@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"skypanel/controlplane/internal/billing"
+	"skypanel/controlplane/internal/config"
 	"skypanel/controlplane/internal/store"
 	"skypanel/controlplane/internal/testenv"
 	agentv1 "skypanel/shared/gen/go/skypanel/agent/v1"
@@ -501,4 +502,15 @@ func TestAReleaseKeepsTheDigestItsImageWasPinnedTo(t *testing.T) {
 	apply = f.apply(t)
 	require.Equal(t, "whoami:1@"+digest, apply.GetImage(), "the rollback runs the digest release 1 ran")
 	require.NotEmpty(t, rb.Msg.GetDeployment().GetId())
+}
+
+// A manager's answer wakes the deployment waiting for it: with polling slowed to an hour,
+// the answers alone carry a deployment from the network to the service spec to rolling out.
+func TestAManagersAnswerWakesTheDeploymentWaitingForIt(t *testing.T) {
+	f := setupApps(t, testenv.WithConfig(func(c *config.Config) { c.DeployPoll = time.Hour }))
+	created, err := f.apps.CreateApp(f.ctx, connect.NewRequest(&appv1.CreateAppRequest{
+		OrganizationId: f.orgID.String(), Name: "web", PlanId: f.plan.GetId(), Spec: f.spec()}))
+	require.NoError(t, err)
+	f.apply(t) // the service spec came after the network's answer, not after an hour
+	f.waitDeployment(t, created.Msg.GetDeployment().GetId(), appv1.DeploymentState_DEPLOYMENT_STATE_ROLLING_OUT)
 }

@@ -68,25 +68,32 @@ func (w *Worker) Timeout(*river.Job[StepArgs]) time.Duration { return workSlice 
 func (w *Worker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 	start := time.Now()
 	for {
-		again, err := w.d.Step(ctx, job.Args.DeploymentID)
+		again, acked, err := w.d.Step(ctx, job.Args.DeploymentID)
 		if err != nil || again == 0 {
 			return err
 		}
 		if time.Since(start) > workSlice {
 			return river.JobSnooze(0)
 		}
+		t := time.NewTimer(again)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return river.JobSnooze(0)
-		case <-time.After(again):
+		case <-t.C:
+		case <-acked:
+			t.Stop()
 		}
 	}
 }
 
-// Step advances a deployment by one step. It returns how long to wait before the next one;
-// zero when the deployment has ended.
-func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, error) {
+// Step advances a deployment by one step. It returns how long to wait before the next one,
+// zero when the deployment has ended; and, while the deployment waits for a node's answer
+// to a command, a channel that closes when this replica records one of that node's answers
+// (the next step need not wait the whole time then).
+func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, <-chan struct{}, error) {
 	var again time.Duration
+	var acked <-chan struct{}
 	var ended *store.Deployment
 	applied := false // a first deployment's spec was just sent: route the app now
 	var appID uuid.UUID
@@ -106,6 +113,11 @@ func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, error
 			return err
 		}
 		appID = app.ID
+		if waitsForAnswer(dep) {
+			// Taken before the step reads the command, so an answer recorded after that
+			// read still wakes the next step.
+			acked = d.opts.Nodes.AckSignal(*dep.NodeID)
+		}
 		next, err := d.step(ctx, q, app, dep)
 		if err != nil {
 			return err
@@ -121,11 +133,18 @@ func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, error
 			return d.finish(ctx, q, app, dep)
 		}
 		applied = next.State == "applying" && dep.Kind != "delete" && app.CurrentReleaseID == nil
+		switch {
+		case !waitsForAnswer(dep):
+			acked = nil
+		case next.NodeID != nil:
+			// A command was just queued: the node cannot answer it before this commits.
+			acked = d.opts.Nodes.AckSignal(*dep.NodeID)
+		}
 		again = d.opts.Poll
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("deployment %s: %w", id, err)
+		return 0, nil, fmt.Errorf("deployment %s: %w", id, err)
 	}
 	if applied {
 		if err := d.SyncEdges(ctx, appID); err != nil {
@@ -138,7 +157,13 @@ func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, error
 			d.logger.Warn("edge sync after deployment", "deployment_id", id, "err", err)
 		}
 	}
-	return again, nil
+	return again, acked, nil
+}
+
+// waitsForAnswer tells a deployment whose next step waits for its manager's answer to a
+// command.
+func waitsForAnswer(dep store.Deployment) bool {
+	return dep.NodeID != nil && (dep.State == "preparing" || dep.State == "applying")
 }
 
 // step decides the next state of an open deployment; a zero step means "not yet".

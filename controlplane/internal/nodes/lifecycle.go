@@ -118,6 +118,9 @@ func (m *Manager) connectedLocked(ctx context.Context, nodeID uuid.UUID, afterSe
 		// changes (a new swarm, say) they see now.
 		return q.NotifyNodesChanged(ctx, n.ClusterID)
 	})
+	if err == nil && afterSeq > 0 {
+		m.acks.fire(nodeID)
+	}
 	for _, id := range closeNodes {
 		m.Close(id)
 	}
@@ -552,6 +555,9 @@ func (m *Manager) ack(ctx context.Context, nodeID uuid.UUID, seq int64, ok bool,
 		}
 		return nil
 	})
+	if err == nil {
+		m.acks.fire(nodeID)
+	}
 	for _, id := range closeNodes {
 		m.Close(id)
 	}

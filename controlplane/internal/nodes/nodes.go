@@ -158,6 +158,8 @@ type Manager struct {
 	states map[uuid.UUID]string
 	// rolledUntil is where the last metric rollup ended (zero before the first).
 	rolledUntil time.Time
+	// acks wakes waiters for nodes' answers (AckSignal).
+	acks ackSignals
 }
 
 // liveNode is what the health pass needs of a node's latest report, and when it came.

@@ -109,7 +109,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	deployer := deploy.New(deploy.Options{Store: opts.Store, Keyring: keyring, Nodes: nodeManager,
-		Logger: logger.With("component", "deploy"), AppsDomain: cfg.AppsDomain, StepTimeout: cfg.DeployStepTimeout,
+		Logger: logger.With("component", "deploy"), AppsDomain: cfg.AppsDomain, StepTimeout: cfg.DeployStepTimeout, Poll: cfg.DeployPoll,
 		Verifier: deploy.Verifier{DNSServer: cfg.DNSResolver}, Authority: authority,
 		ACME: deploy.ACME{DirectoryURL: cfg.ACMEDirectory, Email: cfg.ACMEEmail, CAFile: cfg.ACMECAFile}})
 	workers := river.NewWorkers()
