@@ -107,9 +107,7 @@ func New(opts Options) (*Server, error) {
 		opts.ResolveInterval = time.Second
 	}
 	if opts.Resolve == nil {
-		opts.Resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}
+		opts.Resolve = lookupAlone(nil)
 	}
 	fallback, err := selfSigned()
 	if err != nil {

@@ -89,16 +89,13 @@ func (u *upstream) run(ctx context.Context) {
 	t := time.NewTicker(u.interval)
 	defer t.Stop()
 	for {
-		u.resolveOnce(ctx)
-		u.sweep()
 		if u.backends.Load() == nil && u.waiting.Load() > 0 {
-			// Requests wait for a first resolution that got no answer (a new app's name,
-			// not known yet to Docker's DNS): look again after a breath, not an interval.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retryFirstResolve):
-			}
+			u.resolveForWaiters(ctx)
+		} else {
+			u.resolveOnce(ctx)
+		}
+		u.sweep()
+		if u.backends.Load() == nil && u.waiting.Load() > 0 && ctx.Err() == nil {
 			continue
 		}
 		select {
@@ -115,14 +112,14 @@ func (u *upstream) run(ctx context.Context) {
 // does not know yet (it forwards such names outside, which on an isolated node goes
 // nowhere), and a lookup waiting out a long timeout would keep the edge blind to the task
 // for that long after it runs (docs/benchmarks.md, deploy overhead). Requests meanwhile get
-// the next lookup at once: those waiting for a first resolution (list) keep the resolver
-// looking, and those that find no address ask for one (resolveSoon).
+// the next lookup at once: those waiting for a first resolution (list) have lookups
+// overlap (resolveForWaiters), and those that find no address ask for one (resolveSoon).
 const (
 	resolveTimeout        = 2 * time.Second
 	resolveTimeoutNoAddrs = 200 * time.Millisecond
-	// retryFirstResolve spaces the lookups made while requests wait for an upstream's
-	// first resolution, so a resolver that fails at once is not asked in a tight loop.
-	retryFirstResolve = 20 * time.Millisecond
+	// A new lookup starts every lookupEvery while requests wait for a first resolution,
+	// up to resolveTimeoutNoAddrs/lookupEvery at a time.
+	lookupEvery = 50 * time.Millisecond
 )
 
 func (u *upstream) resolveOnce(ctx context.Context) {
@@ -133,23 +130,87 @@ func (u *upstream) resolveOnce(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	addrs, err := u.resolve(rctx, u.host)
 	cancel()
+	if !u.take(addrs, err) && ctx.Err() == nil {
+		// A passing resolver failure: the addresses we know are kept.
+		u.log.Warn("resolve upstream", "error", err)
+	}
+}
+
+// resolveForWaiters looks the name up for requests waiting for its first resolution, until
+// a lookup answers or no request waits any more. Lookups overlap, a new one every
+// lookupEvery, so the first asked after Docker's DNS learns the name (gossip brings it
+// there from the task's node) answers within lookupEvery of that, where one lookup at a
+// time could be stuck for resolveTimeoutNoAddrs in one asked just before.
+func (u *upstream) resolveForWaiters(ctx context.Context) {
+	type answer struct {
+		addrs []netip.Addr
+		err   error
+	}
+	const most = int(resolveTimeoutNoAddrs / lookupEvery)
+	answers := make(chan answer, most) // never blocks a lookup this returned before
+	inFlight := 0
+	lookup := func() {
+		inFlight++
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, resolveTimeoutNoAddrs)
+			defer cancel()
+			addrs, err := u.resolve(rctx, u.host)
+			answers <- answer{addrs, err}
+		}()
+	}
+	t := time.NewTicker(lookupEvery)
+	defer t.Stop()
+	lookup()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-answers:
+			inFlight--
+			if u.take(a.addrs, a.err) {
+				return
+			}
+		case <-t.C:
+			if u.waiting.Load() == 0 {
+				return
+			}
+			if inFlight < most {
+				lookup()
+			}
+		}
+	}
+}
+
+// lookupAlone returns a lookup whose every call stands alone. Through one net.Resolver,
+// lookups of a name made at the same time share a single query, and that query outlives
+// the deadline of the lookup that asked it as long as another waits on it: an upstream's
+// overlapping lookups (resolveForWaiters) would all wait on the first one's query, which
+// Docker's DNS may never answer, instead of asking again. dial is the resolver's Dial
+// (nil: the system's name servers).
+func lookupAlone(dial func(ctx context.Context, network, address string) (net.Conn, error)) func(context.Context, string) ([]netip.Addr, error) {
+	return func(ctx context.Context, host string) ([]netip.Addr, error) {
+		r := &net.Resolver{PreferGo: dial != nil, Dial: dial}
+		return r.LookupNetIP(ctx, "ip", host)
+	}
+}
+
+// take installs a lookup's answer: the name's addresses, or none when it does not exist
+// (the service has no task: scaled to zero, or gone). It reports false for a lookup that got
+// no answer, which leaves the addresses known as they are.
+func (u *upstream) take(addrs []netip.Addr, err error) bool {
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			// The service has no task (scaled to zero, or gone): nothing to send to.
 			u.setAddrs(nil)
-			return
-		}
-		if ctx.Err() == nil {
-			// A passing resolver failure: keep the addresses we know.
-			u.log.Warn("resolve upstream", "error", err)
+			return true
 		}
 		if u.backends.Load() != nil {
 			u.markReady()
 		}
-		return
+		return false
 	}
 	u.setAddrs(addrs)
+	return true
 }
 
 // setAddrs installs the resolved addresses, keeping the backend (and its pool) of an

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -77,15 +78,19 @@ func TestLookupsAreCutShortWhileAnUpstreamHasNoAddress(t *testing.T) {
 }
 
 // A request that waits for an upstream's first resolution, while lookups of the name get no
-// answer, keeps the resolver looking: it gets the task's address soon after the name
-// resolves, not at the next interval.
+// answer, keeps the resolver looking, with lookups overlapping: it gets the task's address
+// soon after the name resolves, not at the next interval nor after the lookups asked before.
 func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
 	var (
-		lookups atomic.Int32
-		exists  atomic.Bool
+		lookups, inFlight, most atomic.Int32
+		exists                  atomic.Bool
 	)
 	resolve := func(ctx context.Context, host string) ([]netip.Addr, error) {
 		lookups.Add(1)
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
 		if exists.Load() {
 			return []netip.Addr{netip.MustParseAddr("10.0.0.7")}, nil
 		}
@@ -104,11 +109,14 @@ func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
 	got := make(chan []*backend, 1)
 	go func() { got <- u.list(context.Background()) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for lookups.Load() < 3 {
+	for lookups.Load() < 6 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d lookups while a request waited, want more", lookups.Load())
 		}
 		time.Sleep(time.Millisecond) // the request keeps lookups going
+	}
+	if m := most.Load(); m < 2 || m > int32(resolveTimeoutNoAddrs/lookupEvery) {
+		t.Fatalf("at most %d lookups at a time while a request waited, want 2 to %d", m, resolveTimeoutNoAddrs/lookupEvery)
 	}
 	exists.Store(true)
 	select {
@@ -118,5 +126,55 @@ func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the waiting request never got the task's address")
+	}
+}
+
+// Overlapping lookups of one name each ask the name server themselves: none waits on a
+// query another asked earlier, which Docker's DNS may never answer.
+func TestOverlappingLookupsEachAskTheNameServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var queries atomic.Int32
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			queries.Add(1) // and no answer
+		}
+	}()
+	var d net.Dialer
+	lookup := lookupAlone(func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	})
+	ask := func(n int) int32 {
+		before := queries.Load()
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				time.Sleep(time.Duration(i) * 20 * time.Millisecond) // started while the others wait
+				if _, err := lookup(ctx, "app.internal"); err == nil {
+					t.Error("a lookup nobody answered succeeded")
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond) // the last queries reach the server
+		return queries.Load() - before
+	}
+	alone := ask(1)
+	if alone == 0 {
+		t.Fatal("a lookup sent no query")
+	}
+	if together := ask(3); together < 3*alone {
+		t.Fatalf("3 overlapping lookups sent %d queries, want %d (%d each, as one alone)", together, 3*alone, alone)
 	}
 }
