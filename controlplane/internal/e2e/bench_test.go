@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -23,10 +24,10 @@ import (
 // BenchmarkDeployOverhead is issue 5's benchmark (a): on the three-node swarm, the time from
 // CreateApp to the first replica answering through the edge, against a raw
 // `docker service create` of the same image (dnsrr, on an overlay network) to a running task,
-// alternating the two for a few rounds. It prints both medians and their ratio (goal: at most
+// alternating the two for nine rounds. It prints the medians and their ratio (goal: at most
 // 1.2). Run by `make bench`; it asserts nothing about time.
 func BenchmarkDeployOverhead(b *testing.B) {
-	const rounds = 5
+	const rounds = 9
 	nodes := e2e.Up(b, 3)
 	ctx := b.Context()
 	c := formCluster(b, nodes, func(string) {}, func(cfg *config.Config) {
@@ -51,20 +52,21 @@ func BenchmarkDeployOverhead(b *testing.B) {
 		return err == nil && code == http.StatusOK
 	})
 
-	var raw, platform []time.Duration
+	var raw, seen, platform []time.Duration
 	b.ResetTimer()
 	for i := range rounds {
-		raw = append(raw, rawDeploy(b, nodes, fmt.Sprintf("raw%d", i)))
+		r, s := rawDeploy(b, nodes, fmt.Sprintf("raw%d", i))
+		raw, seen = append(raw, r), append(seen, s)
 		platform = append(platform, platformDeploy(b, tn, edge, fmt.Sprintf("app%d", i)))
 	}
 	b.StopTimer()
-	mr, mp := median(raw), median(platform)
-	fmt.Printf("\n| round | raw `docker service create` → running | CreateApp → answering through the edge |\n|---:|---:|---:|\n")
+	mr, ms, mp := median(raw), median(seen), median(platform)
+	fmt.Printf("\n| round | raw `docker service create` → running (Swarm's time) | (seen by `docker service ps`) | CreateApp → answering through the edge |\n|---:|---:|---:|---:|\n")
 	for i := range rounds {
-		fmt.Printf("| %d | %s | %s |\n", i+1, raw[i].Round(time.Millisecond), platform[i].Round(time.Millisecond))
+		fmt.Printf("| %d | %s | %s | %s |\n", i+1, raw[i].Round(time.Millisecond), seen[i].Round(time.Millisecond), platform[i].Round(time.Millisecond))
 	}
-	fmt.Printf("| **median** | **%s** | **%s** |\n\nratio (platform / raw): **%.2f** (goal: at most 1.2)\n",
-		mr.Round(time.Millisecond), mp.Round(time.Millisecond), float64(mp)/float64(mr))
+	fmt.Printf("| **median** | **%s** | %s | **%s** |\n\nratio (platform / raw at Swarm's time): **%.2f** (goal: at most 1.2); against raw as seen: %.2f\n",
+		mr.Round(time.Millisecond), ms.Round(time.Millisecond), mp.Round(time.Millisecond), float64(mp)/float64(mr), float64(mp)/float64(ms))
 	b.ReportMetric(float64(mp)/float64(mr), "ratio")
 }
 
@@ -73,26 +75,35 @@ func benchSpec() *appv1.AppSpec {
 		Env: []*appv1.EnvVar{{Name: "RELEASE", Value: "bench"}}}
 }
 
-// rawDeploy creates a service as an operator would by hand and times it to a running task.
-func rawDeploy(b *testing.B, nodes *e2e.Nodes, name string) time.Duration {
+// rawDeploy creates a service as an operator would by hand and times it to the moment Swarm
+// saw its task running, and to the moment `docker service ps` showed it (polled every 20 ms,
+// each poll a CLI run: later by tens of milliseconds).
+func rawDeploy(b *testing.B, nodes *e2e.Nodes, name string) (raw, seen time.Duration) {
 	ctx := b.Context()
 	start := time.Now()
 	out, err := nodes.Docker(ctx, 1, "service", "create", "--detach", "--name", name, "--endpoint-mode", "dnsrr",
 		"--network", "rawnet", "--env", "PORT=8080", "--env", "RELEASE=raw", "--limit-cpu", "0.1",
 		"--limit-memory", "64m", appImage, "app")
 	require.NoError(b, err, out)
+	var task string
 	for {
-		out, err := nodes.Docker(ctx, 1, "service", "ps", name, "--filter", "desired-state=running", "--format", "{{.CurrentState}}")
-		if err == nil && strings.HasPrefix(strings.TrimSpace(out), "Running") {
+		out, err := nodes.Docker(ctx, 1, "service", "ps", name, "--filter", "desired-state=running", "--format", "{{.ID}} {{.CurrentState}}")
+		if f := strings.Fields(out); err == nil && len(f) >= 2 && f[1] == "Running" {
+			task = f[0]
 			break
 		}
 		require.Less(b, time.Since(start), 2*time.Minute, "raw service %s not running: %s", name, out)
 		time.Sleep(20 * time.Millisecond)
 	}
-	took := time.Since(start)
+	seen = time.Since(start)
+	// The nodes share this machine's clock.
+	out, err = nodes.Docker(ctx, 1, "inspect", task, "--format", "{{json .Status.Timestamp}}")
+	require.NoError(b, err, out)
+	var running time.Time
+	require.NoError(b, json.Unmarshal([]byte(strings.TrimSpace(out)), &running), out)
 	_, err = nodes.Docker(context.WithoutCancel(ctx), 1, "service", "rm", name)
 	require.NoError(b, err)
-	return took
+	return running.Sub(start), seen
 }
 
 // platformDeploy creates an app and times it to its first answer through the edge.
