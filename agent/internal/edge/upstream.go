@@ -268,7 +268,7 @@ func (u *upstream) resolveSoon() {
 }
 
 // list returns the current backends, waiting for the first resolution. While requests
-// wait, the resolver looks again as soon as a lookup gets no answer.
+// wait, lookups overlap until one answers (resolveForWaiters).
 func (u *upstream) list(ctx context.Context) []*backend {
 	if p := u.backends.Load(); p != nil {
 		return *p
