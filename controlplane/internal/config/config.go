@@ -69,7 +69,7 @@ type Config struct {
 	// DeployStepTimeout bounds each step of a deployment.
 	DeployStepTimeout time.Duration
 	// DeployPoll is how often a waiting deployment looks again. A manager's answer to a
-	// command, recorded by this replica, wakes it at once. Default 100ms.
+	// command, announced by whichever replica records it, wakes it at once. Default 100ms.
 	DeployPoll time.Duration
 	// ACMEDirectory, ACMEEmail and ACMECAFile configure certificates for custom domains.
 	ACMEDirectory, ACMEEmail, ACMECAFile string
@@ -141,7 +141,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	str(&c.ACMECAFile, "acme-ca-file", "", "PEM file of the CA to trust for the ACME directory's HTTPS (empty: the system's)")
 	str(&c.DNSResolver, "dns-resolver", "", "host:port of the DNS server for domain ownership checks (empty: the system's)")
 	dur(&c.DeployStepTimeout, "deploy-step-timeout", 5*time.Minute, "how long a deployment waits in one step (replicas healthy, a manager answering) before it fails")
-	dur(&c.DeployPoll, "deploy-poll", 100*time.Millisecond, "how often a waiting deployment looks again (a manager's answer reaching this replica wakes it at once)")
+	dur(&c.DeployPoll, "deploy-poll", 100*time.Millisecond, "how often a waiting deployment looks again (a manager's answer wakes it at once)")
 	str(&c.PaymentProvider, "payment-provider", "none", "how organizations top up their wallets: none, test (a local checkout page, no money moves) or stripe")
 	str(&c.StripeSecretKey, "stripe-secret-key", "", "Stripe API secret key (payment-provider stripe)")
 	str(&c.StripeWebhookSecret, "stripe-webhook-secret", "", "signing secret of the Stripe webhook endpoint PUBLIC-URL/webhooks/stripe (payment-provider stripe)")

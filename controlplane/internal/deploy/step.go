@@ -89,7 +89,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[StepArgs]) error {
 
 // Step advances a deployment by one step. It returns how long to wait before the next one,
 // zero when the deployment has ended; and, while the deployment waits for a node's answer
-// to a command, a channel that closes when this replica records one of that node's answers
+// to a command, a channel that closes when a replica announces one of that node's answers
 // (the next step need not wait the whole time then).
 func (d *Deployer) Step(ctx context.Context, id uuid.UUID) (time.Duration, <-chan struct{}, error) {
 	var again time.Duration

@@ -6,8 +6,12 @@ import (
 	"github.com/google/uuid"
 )
 
+// ackedNotice follows the node id on store.NodeCommandsChannel when a replica recorded one
+// of the node's answers to commands (sent in the recording transaction: on commit).
+const ackedNotice = "acked"
+
 // ackSignals wakes whoever waits for a node's answer to a command: one channel per node,
-// closed and forgotten whenever this replica records one of the node's acknowledgements.
+// closed and forgotten whenever a replica announces one of the node's answers.
 type ackSignals struct {
 	mu sync.Mutex
 	by map[uuid.UUID]chan struct{}
@@ -36,9 +40,9 @@ func (a *ackSignals) fire(nodeID uuid.UUID) {
 	}
 }
 
-// AckSignal returns a channel that closes the next time this replica records an
+// AckSignal returns a channel that closes the next time any replica records an
 // acknowledgement of one of the node's commands (any of them: look at the command again).
-// Taken before reading a command's state, a wait for its answer misses nothing this
-// replica records. Answers recorded by another replica (the node's session is there) do not
-// close it, so wait with a timeout as well.
+// Taken before reading a command's state, a wait for its answer misses none announced
+// while this replica listens; announcements are lost while its LISTEN connection is down,
+// so wait with a timeout as well.
 func (m *Manager) AckSignal(nodeID uuid.UUID) <-chan struct{} { return m.acks.wait(nodeID) }

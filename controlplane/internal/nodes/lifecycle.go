@@ -100,6 +100,11 @@ func (m *Manager) connectedLocked(ctx context.Context, nodeID uuid.UUID, afterSe
 			if err != nil {
 				return fmt.Errorf("acknowledge through %d: %w", afterSeq, err)
 			}
+			if len(done) > 0 {
+				if err := q.NotifyNodeCommands(ctx, nodeID, ackedNotice); err != nil {
+					return err
+				}
+			}
 			for _, row := range done {
 				closed, err := m.applyAck(ctx, q, n, row)
 				if err != nil {
@@ -118,9 +123,6 @@ func (m *Manager) connectedLocked(ctx context.Context, nodeID uuid.UUID, afterSe
 		// changes (a new swarm, say) they see now.
 		return q.NotifyNodesChanged(ctx, n.ClusterID)
 	})
-	if err == nil && afterSeq > 0 {
-		m.acks.fire(nodeID)
-	}
 	for _, id := range closeNodes {
 		m.Close(id)
 	}
@@ -543,6 +545,9 @@ func (m *Manager) ack(ctx context.Context, nodeID uuid.UUID, seq int64, ok bool,
 		if err != nil {
 			return err
 		}
+		if err := q.NotifyNodeCommands(ctx, nodeID, ackedNotice); err != nil {
+			return err
+		}
 		for _, r := range append(earlier, row) {
 			closed, err := m.applyAck(ctx, q, n, r)
 			if err != nil {
@@ -555,9 +560,6 @@ func (m *Manager) ack(ctx context.Context, nodeID uuid.UUID, seq int64, ok bool,
 		}
 		return nil
 	})
-	if err == nil {
-		m.acks.fire(nodeID)
-	}
 	for _, id := range closeNodes {
 		m.Close(id)
 	}

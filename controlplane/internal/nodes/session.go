@@ -421,6 +421,10 @@ func (m *Manager) onCommandsNotice(payload string) {
 	if err != nil {
 		return
 	}
+	if rest == ackedNotice {
+		m.acks.fire(nodeID)
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.sessions[nodeID]

@@ -15,7 +15,8 @@ import (
 // the payload is the node id. Notifications are sent on commit, so a command queued in a
 // transaction that rolls back is never announced (and, being rolled back, never delivered).
 // The node manager also sends "<node id> session <replica id>" on it when a session starts,
-// so another replica holding an older session of the node closes it.
+// so another replica holding an older session of the node closes it, and "<node id> acked"
+// when it records the node's answer to a command, so whoever waits for it looks again.
 const NodeCommandsChannel = "skypanel_node_commands"
 
 // NodeCommand is one row of a node's command outbox.
