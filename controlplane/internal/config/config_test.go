@@ -51,6 +51,7 @@ func TestBadSettingsAreRefusedNamingTheSetting(t *testing.T) {
 		"master key missing":    {[]string{"--database-url", "postgres://x"}, nil, "--master-key-file"},
 		"agent url not https":   {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--agent-url", "http://x"}, nil, "--agent-url"},
 		"node cert too long":    {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--node-cert-ttl", "200h"}, nil, "--node-cert-ttl"},
+		"deploy poll too short": {[]string{"--database-url", "postgres://x", "--master-key-file", "k", "--deploy-poll", "1ms"}, nil, "--deploy-poll"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
