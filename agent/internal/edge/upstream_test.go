@@ -37,23 +37,12 @@ func TestLookupsAreCutShortWhileAnUpstreamHasNoAddress(t *testing.T) {
 		defer mu.Unlock()
 		return append([]time.Duration(nil), budgets...)
 	}
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-
 	u, err := newUpstream("app.internal:8080", time.Hour, resolve, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer u.close()
-	waitUntil("two lookups", func() bool {
+	eventually(t, "two lookups", func() bool {
 		u.resolveSoon() // as requests do while there is no address
 		return len(lookups()) >= 2
 	})
@@ -64,14 +53,14 @@ func TestLookupsAreCutShortWhileAnUpstreamHasNoAddress(t *testing.T) {
 	}
 
 	exists.Store(true)
-	waitUntil("the task's address", func() bool {
+	eventually(t, "the task's address", func() bool {
 		u.resolveSoon()
 		p := u.backends.Load()
 		return p != nil && len(*p) == 1
 	})
 	n := len(lookups())
 	u.resolveSoon()
-	waitUntil("a lookup with an address known", func() bool { return len(lookups()) > n })
+	eventually(t, "a lookup with an address known", func() bool { return len(lookups()) > n })
 	if b := lookups()[n]; b <= resolveTimeoutNoAddrs {
 		t.Fatalf("a lookup with an address known was given %s, want the full %s", b, resolveTimeout)
 	}
@@ -80,6 +69,7 @@ func TestLookupsAreCutShortWhileAnUpstreamHasNoAddress(t *testing.T) {
 // A request that waits for an upstream's first resolution, while lookups of the name get no
 // answer, keeps the resolver looking, with lookups overlapping: it gets the task's address
 // soon after the name resolves, not at the next interval nor after the lookups asked before.
+// Once no request waits, the lookups stop until the next interval.
 func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
 	var (
 		lookups, inFlight, most atomic.Int32
@@ -102,19 +92,27 @@ func TestARequestWaitingForTheFirstResolutionKeepsLookupsGoing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.close()
-	for lookups.Load() == 0 {
-		time.Sleep(time.Millisecond) // the first lookup is under way
+	eventually(t, "the first lookup", func() bool { return lookups.Load() > 0 })
+
+	// A request that gives up: lookups go on while it waits, and stop once it left.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if bs := u.list(ctx); bs != nil {
+		t.Fatalf("a request got %d backends of a name nobody answers for", len(bs))
+	}
+	cancel()
+	if n := lookups.Load(); n < 3 {
+		t.Fatalf("%d lookups while a request waited 500ms, want more", n)
+	}
+	time.Sleep(lookupEvery + resolveTimeoutNoAddrs) // the lookups in flight end
+	stopped := lookups.Load()
+	time.Sleep(lookupEvery + resolveTimeoutNoAddrs)
+	if n := lookups.Load(); n != stopped {
+		t.Fatalf("%d lookups started after no request waited any more", n-stopped)
 	}
 
 	got := make(chan []*backend, 1)
 	go func() { got <- u.list(context.Background()) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for lookups.Load() < 6 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d lookups while a request waited, want more", lookups.Load())
-		}
-		time.Sleep(time.Millisecond) // the request keeps lookups going
-	}
+	eventually(t, "lookups for a waiting request", func() bool { return lookups.Load() >= stopped+6 })
 	if m := most.Load(); m < 2 || m > int32(resolveTimeoutNoAddrs/lookupEvery) {
 		t.Fatalf("at most %d lookups at a time while a request waited, want 2 to %d", m, resolveTimeoutNoAddrs/lookupEvery)
 	}
