@@ -149,31 +149,10 @@ func TestChunkedAndCloseDelimitedResponsesKeepTheirBodiesAndTrailers(t *testing.
 		w.Header().Set("X-Sum", "42")
 	})
 	// An app that writes an HTTP/1.1 response without a length and closes.
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	go func() {
-		for {
-			nc, err := raw.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				br := bufio.NewReader(nc)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(nc, "HTTP/1.1 200 OK\r\nX-Raw: yes\r\n\r\nuntil")
-				io.WriteString(nc, " the close")
-			}()
-		}
-	}()
+	raw := oneShotApp(t, "HTTP/1.1 200 OK\r\nX-Raw: yes\r\n\r\nuntil", " the close")
 	b.apply(t, Config{Routes: []Route{
 		{Hosts: []string{"chunks.test"}, Upstream: app.addr},
-		{Hosts: []string{"raw.test"}, Upstream: raw.Addr().String()},
+		{Hosts: []string{"raw.test"}, Upstream: raw},
 	}})
 
 	c := dialRaw(t, b.httpAddr)
@@ -200,27 +179,8 @@ func TestChunkedAndCloseDelimitedResponsesKeepTheirBodiesAndTrailers(t *testing.
 // closed and goes on a new one.
 func TestAppClosingAPooledConnectionLosesNoRequest(t *testing.T) {
 	b := setup(t, setupOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
-					return
-				}
-				io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
-		}
-	}()
-	b.apply(t, Config{Routes: []Route{{Hosts: []string{"closer.test"}, Upstream: ln.Addr().String()}}})
+	closer := oneShotApp(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	b.apply(t, Config{Routes: []Route{{Hosts: []string{"closer.test"}, Upstream: closer}}})
 	c := dialRaw(t, b.httpAddr)
 	for i := range 20 {
 		method := "GET"
@@ -404,4 +364,34 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after the last request")
 	}
+}
+
+// oneShotApp is an app that reads one request on each connection, writes the parts of its
+// response (each its own write), and closes the connection without saying so. It returns
+// its address.
+func oneShotApp(t *testing.T, parts ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+					return
+				}
+				for _, p := range parts {
+					io.WriteString(nc, p)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
